@@ -1,0 +1,96 @@
+"""The ``pfflake`` command line.
+
+Errors are one clear line on stderr and a non-zero exit; ``--debug`` shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fast PANOSETI PFF I/O and a columnar data lake.")
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _fmt_ns(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    sec, rem = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:09d}Z"
+
+
+@app.command()
+def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF files.")) -> None:
+    """Summarise runs or files: streams, frames, time span, damage, clock quality."""
+    from .paths import parse_pff_name
+    from .run import PanosetiRun
+    from .sequence import sequence_info
+
+    console = Console()
+    for path in paths:
+        if path.is_dir():
+            run = PanosetiRun(path, strict=False)
+            rinfo = run.info()
+            products, skipped = rinfo.products, rinfo.skipped_files
+            title = f"run {path.name}"
+            extra = f"configs: {', '.join(rinfo.configs) or '-'}; hk records: {rinfo.hk_records}"
+            if rinfo.error:
+                extra += f"\n[red]error: {rinfo.error}[/]"
+            run.close()
+        elif path.is_file():
+            parse_pff_name(path)
+            products, skipped, title, extra = [sequence_info([path])], {}, f"file {path}", ""
+        else:
+            raise FileNotFoundError(f"no such file or directory: {path}")
+        table = Table(title=title)
+        for col in ("stream", "files", "frames", "first frame (UTC)", "last frame (UTC)",
+                    "clock flags", "damage"):
+            table.add_column(col)
+        for p in products:
+            flags = ", ".join(f"{k}={v}" for k, v in p.quality_counts.items() if v) or "ok"
+            damage = [f"{f.path.name}: tail cut {f.truncated_tail_bytes} B"
+                      for f in p.files if f.truncated_tail_bytes]
+            damage += [f"{f.path.name}: {len(f.damage)} damaged" for f in p.files if f.damage]
+            damage += [f"error: {p.error}"] if p.error else []
+            table.add_row(p.name.split("Z.", 1)[-1], str(len(p.files)), f"{p.frames:,}",
+                          _fmt_ns(p.first_unix_t_ns), _fmt_ns(p.last_unix_t_ns), flags,
+                          "; ".join(damage) or "none")
+        console.print(table)
+        for name, why in skipped.items():
+            console.print(f"[yellow]skipped {name}: {why}[/]")
+        if extra:
+            console.print(extra)
+
+
+def main() -> None:
+    """Entry point: run the app, turning errors into one line unless --debug."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        print(f"pfflake: error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,538 @@
+"""One PFF data file: memory map, frame index, damage, byte ranges.
+
+A :class:`PFFFile` knows where each frame of one file starts and decodes
+header fields and pixels for ranges of frames. Two layouts:
+
+* **fixed** (every DAQ file): frame ``k`` starts at ``k * frame_size``;
+  header fields are decoded vectorised (:mod:`pfflake.header`);
+* **generic** (other writers, damaged files): frames are found by walking
+  the blocks and every header is parsed as JSON once, at open.
+
+Damage: a cut-short last frame is dropped with a :class:`PFFWarning` and
+reported by :meth:`PFFFile.info`. Any other broken frame raises a
+:class:`~pfflake.errors.PFFError` naming the file, frame and byte offset,
+unless ``strict=False``: then the frame is skipped, every intact frame is
+kept, and :attr:`PFFFile.damage` says what was skipped.
+
+Arrays handed out that view the memory map keep the map alive by reference,
+so :meth:`PFFFile.close` never invalidates them (pypff can crash here).
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorruptFrameError, CorruptHeaderError, PFFError, TruncatedFrameError
+from .header import (
+    HeaderLayout,
+    check_delimiters,
+    check_fields,
+    check_template,
+    decode_fixed,
+    detect_layout,
+    flatten_header,
+    parse_header,
+)
+from .products import DataProduct
+
+logger = logging.getLogger(__name__)
+
+#: Frames decoded per window: bounds temporaries and lets big files drop pages behind.
+WINDOW_FRAMES = 32_768
+#: Files larger than this release mapped pages behind a sequential pass (bounded RSS).
+RELEASE_PAGES_ABOVE = 64 * 1024 * 1024
+_SAMPLE_FRAMES = 256
+_MAX_HEADER = 64 * 1024
+
+
+class PFFWarning(UserWarning):
+    """Recoverable damage in a PFF file (e.g. a cut-short last frame)."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One stretch of a file that holds no intact frame."""
+
+    offset: int
+    length: int
+    frame: int | None
+    reason: str
+
+
+@dataclass
+class FileInfo:
+    """What :meth:`PFFFile.info` found; built without raising."""
+
+    path: Path
+    size: int
+    frames: int = 0
+    layout: str = "unknown"
+    frame_size: int | None = None
+    header_size: int | None = None
+    truncated_tail_bytes: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.damage and not self.truncated_tail_bytes
+
+
+class PFFFile:
+    """Index of one PFF data file of a known data product.
+
+    Parameters
+    ----------
+    path:
+        The file.
+    product:
+        Its data product (image shape and dtype are not in the file).
+    strict:
+        ``True`` (default): a broken frame raises. ``False``: broken frames
+        are skipped and listed in :attr:`damage`.
+    verify:
+        ``"sample"`` (default) checks frame delimiters of first, last and
+        sampled frames at open and every frame whenever its header is decoded;
+        ``"full"`` checks every frame at open (always done when ``strict=False``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        product: DataProduct,
+        *,
+        strict: bool = True,
+        verify: str = "sample",
+    ) -> None:
+        self.path = Path(path)
+        self.product = product
+        self.strict = strict
+        self.size = self.path.stat().st_size
+        self.layout: HeaderLayout | None = None
+        self.frame_size: int | None = None
+        self.truncated_tail_bytes = 0
+        self.damage: list[Damage] = []
+        self._keep: np.ndarray | None = None  # fixed layout: physical frames kept (lenient)
+        self._offsets: np.ndarray | None = None  # generic layout: header start per frame
+        self._img_offsets: np.ndarray | None = None  # generic layout: first pixel per frame
+        self._meta: dict[str, np.ndarray] | None = None  # generic layout: decoded fields
+        self._mm: mmap.mmap | None = None
+        self._view: memoryview | None = None
+        self._closed = False
+        self.n_frames = 0
+        if self.size:
+            self._index(full=(verify == "full" or not strict))
+
+    # -- mapping ---------------------------------------------------------------
+
+    @property
+    def buffer(self) -> memoryview:
+        """Read-only view of the mapped file; arrays built on it keep the map alive."""
+        if self._view is None:
+            if self._closed:
+                # Reopen lazily, like pypff's LRU: closing releases resources, not the object.
+                self._closed = False
+            with open(self.path, "rb") as f:
+                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._view = memoryview(self._mm)
+            if len(self._view) < self.size:
+                self._view = self._mm = None
+                raise TruncatedFrameError("file shrank since it was indexed", path=self.path)
+        return self._view
+
+    def close(self) -> None:
+        """Drop the memory map. Arrays still viewing it keep it alive until they go."""
+        self._view = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # live views hold exports; the map is unmapped when they are freed
+            self._mm = None
+        self._closed = True
+
+    def release_pages(self, start: int, stop: int) -> None:
+        """Tell the kernel we are done with bytes [start, stop) (bounded RSS on big passes)."""
+        if self._mm is None or self.size < RELEASE_PAGES_ABOVE:
+            return
+        page = mmap.PAGESIZE
+        lo = (start // page) * page
+        hi = min((stop // page) * page, self.size)
+        if hi > lo:
+            try:
+                self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+            except (OSError, ValueError, AttributeError):  # pragma: no cover - non-Linux
+                pass
+
+    # -- indexing --------------------------------------------------------------
+
+    def _index(self, full: bool) -> None:
+        layout = self._detect(0)
+        if layout is None:
+            # Frame 0 may be the damaged one: learn the layout from the next frame.
+            nxt = self._resync(1)
+            cand = self._detect(nxt) if nxt < self.size else None
+            if cand is not None and nxt == cand.header_size + 1 + self.product.image_bytes:
+                layout = cand
+        if layout is not None and self._index_fixed(layout, full):
+            return
+        self._index_generic()
+
+    def _detect(self, pos: int) -> HeaderLayout | None:
+        data = self._map()
+        end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
+        if data[pos : pos + 1] != b"{" or end < 0:
+            return None
+        try:
+            return detect_layout(data[pos : end + 2], self.product)
+        except ValueError:
+            return None
+
+    def _map(self) -> mmap.mmap:
+        self.buffer  # noqa: B018 - opens the map if needed
+        return self._mm
+
+    def _index_fixed(self, layout: HeaderLayout, full: bool) -> bool:
+        """Adopt the fixed layout if the frames agree with it; False -> generic walk."""
+        fs = layout.header_size + 1 + self.product.image_bytes
+        n = self.size // fs
+        if n == 0:
+            return False
+        buf = self.buffer
+        if full:
+            bad = np.zeros(n, dtype=bool)
+            for lo in range(0, n, WINDOW_FRAMES):
+                cnt = min(WINDOW_FRAMES, n - lo)
+                _, b = decode_fixed(buf, lo * fs, cnt, fs, layout, layout.spans)
+                bad[lo : lo + cnt] = b
+                window = np.arange(lo, lo + cnt, dtype=np.int64)
+                bad[lo : lo + cnt] |= check_template(buf, 0, window, fs, layout)
+                self.release_pages(lo * fs, (lo + cnt) * fs)
+        else:
+            sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_FRAMES)).astype(np.int64))
+            bad_sample = check_template(buf, 0, sample, fs, layout)
+            bad_sample |= np.array(
+                [check_delimiters(buf, int(k) * fs, 1, fs, layout)[0] for k in sample]
+            )
+            if bad_sample.any():
+                bad = np.zeros(n, dtype=bool)
+                bad[sample] = bad_sample
+            else:
+                bad = None
+        if bad is not None and bad.any():
+            # Frames whose header is only unusual (e.g. a negative value) still parse;
+            # a frame that moved the boundaries means the layout is not fixed.
+            for k in np.flatnonzero(bad):
+                if check_delimiters(buf, int(k) * fs, 1, fs, layout)[0]:
+                    return False
+            self._fixed_damage(layout, fs, n, np.flatnonzero(bad))
+        self.layout, self.frame_size = layout, fs
+        self.n_frames = n if self._keep is None else len(self._keep)
+        self._note_tail(n * fs)
+        return True
+
+    def _fixed_damage(self, layout: HeaderLayout, fs: int, n: int, suspects: np.ndarray) -> None:
+        broken = []
+        for k in suspects:
+            k = int(k)
+            try:
+                self._parse_fixed_frame(k * fs, layout, k)
+            except CorruptHeaderError as e:
+                if self.strict:
+                    raise
+                broken.append(k)
+                self.damage.append(Damage(k * fs, fs, k, e.reason))
+        if broken:
+            self._keep = np.setdiff1d(np.arange(n, dtype=np.int64), broken)
+            logger.warning("%s: skipped %d damaged frame(s)", self.path, len(broken))
+
+    def _parse_fixed_frame(self, offset: int, layout: HeaderLayout, frame: int) -> dict[str, int]:
+        raw = bytes(self.buffer[offset : offset + layout.header_size])
+        try:
+            flat = flatten_header(parse_header(raw))
+            check_fields(flat, self.product)
+        except ValueError as e:
+            raise CorruptHeaderError(
+                f"header does not parse: {e}", path=self.path, frame=frame, offset=offset
+            ) from None
+        return flat
+
+    def _index_generic(self) -> None:
+        """Walk the blocks one by one; every header is parsed as JSON (slow, exact)."""
+        buf = self.buffer
+        data = self._map()
+        img = self.product.image_bytes
+        offsets: list[int] = []
+        images: list[int] = []
+        rows: list[dict[str, int]] = []
+        pos = 0
+        frame = -1
+        while pos < self.size:
+            frame += 1
+            problem = None
+            end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
+            if data[pos : pos + 1] != b"{":
+                problem = "no header starts here (expected '{')"
+            elif end < 0:
+                if self.size - pos < _MAX_HEADER and data.find(b"\n\n", pos) < 0:
+                    self._note_tail(pos)
+                    break
+                problem = "header has no end (no blank line)"
+            else:
+                star = end + 2
+                if star + 1 + img > self.size and (star >= self.size or buf[star] == ord("*")):
+                    self._note_tail(pos)
+                    break
+                if buf[star] != ord("*"):
+                    problem = "no '*' image marker after the header"
+                else:
+                    try:
+                        flat = flatten_header(parse_header(bytes(buf[pos:star])))
+                        check_fields(flat, self.product)
+                    except ValueError as e:
+                        problem = f"header does not parse: {e}"
+            if problem is None:
+                offsets.append(pos)
+                images.append(star + 1)
+                rows.append(flat)
+                pos = star + 1 + img
+                continue
+            if self.strict:
+                cls = CorruptHeaderError if "parse" in problem else CorruptFrameError
+                raise cls(problem, path=self.path, frame=frame, offset=pos)
+            nxt = self._resync(pos + 1)
+            self.damage.append(Damage(pos, nxt - pos, frame, problem))
+            pos = nxt
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._img_offsets = np.asarray(images, dtype=np.int64)
+        keys = self.product.header_fields
+        self._meta = {
+            k: np.fromiter((r.get(k, 0) for r in rows), dtype=np.int64, count=len(rows))
+            for k in sorted({k for r in rows for k in r} | set(keys))
+        }
+        self.n_frames = len(offsets)
+        if self.damage:
+            logger.warning("%s: skipped %d damaged stretch(es)", self.path, len(self.damage))
+
+    def _resync(self, pos: int) -> int:
+        """Next offset where a whole, parseable frame starts (or end of file)."""
+        data = self._map()
+        img = self.product.image_bytes
+        while True:
+            pos = data.find(b"{", pos)
+            if pos < 0:
+                return self.size
+            end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
+            if end > 0 and end + 2 < self.size and data[end + 2] == ord("*"):
+                try:
+                    check_fields(flatten_header(parse_header(data[pos : end + 2])), self.product)
+                    if end + 3 + img <= self.size:
+                        return pos
+                except ValueError:
+                    pass
+            pos += 1
+
+    def _note_tail(self, whole_end: int) -> None:
+        tail = self.size - whole_end
+        if tail > 0:
+            self.truncated_tail_bytes = tail
+            msg = (
+                f"{self.path}: last frame cut short at byte offset {whole_end} "
+                f"({tail} bytes); dropped"
+            )
+            warnings.warn(msg, PFFWarning, stacklevel=4)
+            logger.warning(msg)
+
+    # -- access ----------------------------------------------------------------
+
+    def physical(self, local: np.ndarray) -> np.ndarray:
+        """Physical frame numbers (fixed layout) of local frame indices."""
+        return local if self._keep is None else self._keep[local]
+
+    def frame_offset(self, local: int) -> int:
+        """Byte offset of the ``{`` that starts local frame ``local``."""
+        if self._offsets is not None:
+            return int(self._offsets[local])
+        return int(self.physical(np.int64(local))) * self.frame_size
+
+    def frame_offsets(self, local: np.ndarray) -> np.ndarray:
+        if self._offsets is not None:
+            return self._offsets[local]
+        return self.physical(local) * self.frame_size
+
+    def image_offsets(self, local: np.ndarray) -> np.ndarray:
+        """Byte offset of the first pixel of each local frame."""
+        local = np.asarray(local, dtype=np.int64)
+        if self._img_offsets is not None:
+            return self._img_offsets[local]
+        return self.frame_offsets(local) + self.layout.header_size + 1
+
+    @property
+    def contiguous(self) -> bool:
+        """True if frames are evenly spaced (pixel ranges are zero-copy strided views)."""
+        return self.layout is not None and self._keep is None
+
+    def images(self, start: int, count: int) -> np.ndarray:
+        """Pixels of local frames [start, start+count): a zero-copy view when contiguous.
+
+        The view is read-only and keeps the file's map alive; copy it to keep
+        it past the file's life cheaply.
+        """
+        shape = (count, *self.product.image_shape)
+        dtype = self.product.dtype
+        buf = self.buffer
+        if self.contiguous:
+            fs = self.frame_size
+            h = self.layout.header_size
+            base = start * fs
+            if count and check_delimiters(buf, base, count, fs, self.layout).any():
+                self._raise_structure(start, count)
+            item = dtype.itemsize
+            strides = (fs, shape[2] * item, item)
+            return np.ndarray(shape, dtype, buf, base + h + 1, strides)
+        return self.gather_images(np.arange(start, start + count, dtype=np.int64))
+
+    def gather_images(self, local: np.ndarray) -> np.ndarray:
+        """Pixels of arbitrary local frames, as a new array in the given order."""
+        offsets = self.image_offsets(local)
+        dtype = self.product.dtype
+        nbytes = self.product.image_bytes
+        raw = np.frombuffer(self.buffer, dtype=np.uint8)
+        out = np.empty((len(offsets), nbytes), dtype=np.uint8)
+        for i, off in enumerate(offsets):
+            out[i] = raw[off : off + nbytes]
+        return out.view(dtype).reshape(len(offsets), *self.product.image_shape)
+
+    def _raise_structure(self, start: int, count: int) -> None:
+        bad = check_delimiters(self.buffer, start * self.frame_size, count, self.frame_size,
+                               self.layout)
+        k = start + int(np.flatnonzero(bad)[0])
+        raise CorruptFrameError(
+            "frame delimiters ('{', blank line, '*') not where the layout puts them",
+            path=self.path, frame=k, offset=self.frame_offset(k),
+        )
+
+    def header_bytes(self, local: int) -> bytes:
+        """Raw header text of one frame (through its blank line)."""
+        off = self.frame_offset(local)
+        if self.layout is not None:
+            return bytes(self.buffer[off : off + self.layout.header_size])
+        return bytes(self.buffer[off : int(self._img_offsets[local]) - 1])
+
+    def header(self, local: int) -> dict:
+        """Parsed JSON header of one frame (a fresh dict)."""
+        off = self.frame_offset(local)
+        try:
+            return parse_header(self.header_bytes(local))
+        except ValueError as e:
+            raise CorruptHeaderError(
+                f"header does not parse: {e}", path=self.path, frame=local, offset=off
+            ) from None
+
+    def decode(self, keys: list[str], start: int, count: int) -> dict[str, np.ndarray]:
+        """Header fields of local frames [start, start+count) as int64 arrays (new arrays)."""
+        if self._meta is not None:
+            return {k: self._meta_field(k)[start : start + count].copy() for k in keys}
+        out = {k: np.empty(count, dtype=np.int64) for k in keys}
+        if count == 0:
+            return out
+        if self._keep is not None:
+            phys = self._keep[start : start + count]
+            lo, hi = int(phys[0]), int(phys[-1]) + 1
+            span = self._decode_physical(keys, lo, hi - lo)
+            return {k: v[phys - lo] for k, v in span.items()}
+        return self._decode_physical(keys, start, count)
+
+    def _meta_field(self, key: str) -> np.ndarray:
+        if key not in self._meta:
+            raise KeyError(f"{self.path.name}: no header field {key!r}")
+        return self._meta[key]
+
+    def _decode_physical(self, keys: list[str], start: int, count: int) -> dict[str, np.ndarray]:
+        layout, fs = self.layout, self.frame_size
+        missing = [k for k in keys if k not in layout.spans]
+        if missing:
+            raise KeyError(f"{self.path.name}: no header field(s) {missing}")
+        buf = self.buffer
+        out = {k: np.empty(count, dtype=np.int64) for k in keys}
+        for lo in range(0, count, WINDOW_FRAMES):
+            cnt = min(WINDOW_FRAMES, count - lo)
+            base = (start + lo) * fs
+            values, bad = decode_fixed(buf, base, cnt, fs, layout, keys)
+            for k in keys:
+                out[k][lo : lo + cnt] = values[k]
+            for j in np.flatnonzero(bad):
+                k = start + lo + int(j)
+                if self._keep is not None and k not in self._keep:
+                    continue  # a known damaged frame inside the requested span
+                flat = self._parse_fixed_frame(k * fs, layout, k)
+                if check_delimiters(buf, k * fs, 1, fs, layout)[0]:
+                    raise CorruptFrameError("frame delimiters out of place", path=self.path,
+                                            frame=k, offset=k * fs)
+                for key in keys:
+                    out[key][lo + j] = flat[key]
+            self.release_pages(base, base + cnt * fs)
+        return out
+
+    def decode_at(self, keys: list[str], local: np.ndarray) -> dict[str, np.ndarray]:
+        """Header fields of arbitrary local frames, in the given order."""
+        local = np.asarray(local, dtype=np.int64)
+        if self._meta is not None:
+            return {k: self._meta_field(k)[local] for k in keys}
+        out = {k: np.empty(len(local), dtype=np.int64) for k in keys}
+        if len(local) == 0:
+            return out
+        order = np.argsort(local, kind="stable")
+        srt = local[order]
+        lo, hi = int(srt[0]), int(srt[-1]) + 1
+        if hi - lo <= 64 * len(local):
+            dense = self.decode(keys, lo, hi - lo)
+            return {k: v[local - lo] for k, v in dense.items()}
+        # Sparse: decode one frame at a time (a strided view of length 1 each).
+        for i, k in enumerate(local):
+            one = self.decode(keys, int(k), 1)
+            for key in keys:
+                out[key][i] = one[key][0]
+        return out
+
+    # -- reporting -------------------------------------------------------------
+
+    def info(self) -> FileInfo:
+        return FileInfo(
+            path=self.path,
+            size=self.size,
+            frames=self.n_frames,
+            layout="fixed" if self.layout is not None else "generic",
+            frame_size=self.frame_size,
+            header_size=self.layout.header_size if self.layout else None,
+            truncated_tail_bytes=self.truncated_tail_bytes,
+            damage=list(self.damage),
+        )
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_mm"] = state["_view"] = None
+        return state
+
+
+def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
+    """Report on one file without raising: damage is listed, a fatal problem goes in ``error``."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PFFWarning)
+            f = PFFFile(path, product, strict=False)
+        try:
+            return f.info()
+        finally:
+            f.close()
+    except (PFFError, OSError, ValueError) as e:
+        size = path.stat().st_size if path.exists() else 0
+        return FileInfo(path=path, size=size, error=str(e))

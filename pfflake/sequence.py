@@ -1,0 +1,603 @@
+"""PFFSequence: one stream (data product, module) across its seqno files.
+
+Same public API and semantics as pypff's ``PFFSequence`` (``seq[i]``,
+``iter_batches``, ``iter_byte_range``, ``read_images``,
+``get_metadata_arrays``, ``timestamps``, ``seek_time``, ...), with these
+deliberate differences, each pinned by a test:
+
+* every timestamp is int64 ns by the WR/host rule, module frames take the
+  first quabo that sent a packet, and :meth:`PFFSequence.timestamp_quality`
+  flags desync / no-WR / missing quabos instead of guessing silently;
+* ``iter_byte_range`` gives each frame to the range holding its first byte,
+  so adjacent ranges cover every frame exactly once;
+* arrays that view the memory map keep it alive: views survive ``close()``,
+  pickling round trips and garbage collection of the sequence;
+* unknown metadata keys and out-of-range indices raise instead of returning
+  zeros or uninitialised memory; damaged frames raise a
+  :class:`~pfflake.errors.PFFError` naming file, frame and byte offset
+  (``strict=False`` skips them and reports them in :meth:`info`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FileNameError, PFFError
+from .file import FileInfo, PFFFile, file_info
+from .header import parse_header
+from .paths import parse_pff_name
+from .products import DataProduct, get_product
+from .timestamps import frame_unix_t_ns, timing_fields
+
+UNIX_T_NS = "unix_t_ns"
+TIME_QUALITY = "time_quality"
+_VIRTUAL = (UNIX_T_NS, TIME_QUALITY)
+
+
+@dataclass
+class SequenceInfo:
+    """Summary of a sequence; built without raising."""
+
+    name: str
+    data_product: str | None
+    module: int | None
+    frames: int
+    files: list[FileInfo] = field(default_factory=list)
+    first_unix_t_ns: int | None = None
+    last_unix_t_ns: int | None = None
+    quality_counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(f.ok for f in self.files)
+
+
+def _seqno(path: Path) -> int:
+    try:
+        return parse_pff_name(path).seqno
+    except PFFError:
+        return 0
+
+
+class PFFSequence:
+    """Time-ordered frames of one data product and module, across seqno files.
+
+    Parameters
+    ----------
+    file_paths:
+        The stream's files, any order (sorted by ``seqno``).
+    max_open_files:
+        Memory maps kept open at once (least recently used are closed; arrays
+        already handed out stay valid).
+    strict:
+        ``True``: damaged frames raise. ``False``: skipped and reported.
+    data_product:
+        Product name for files whose names do not say it (e.g. renamed files).
+    """
+
+    def __init__(
+        self,
+        file_paths: Sequence[str | os.PathLike],
+        max_open_files: int = 16,
+        *,
+        strict: bool = True,
+        data_product: str | None = None,
+    ) -> None:
+        paths = [Path(p) for p in file_paths]
+        if not paths:
+            raise ValueError("No files provided.")
+        self.file_paths = sorted(paths, key=_seqno)
+        self.strict = strict
+        self.max_open_files = max_open_files
+        names = []
+        for p in self.file_paths:
+            try:
+                names.append(parse_pff_name(p))
+            except FileNameError:
+                if data_product is None:
+                    raise
+                names.append(None)
+        streams = {n.stream for n in names if n is not None}
+        if len(streams) > 1:
+            raise FileNameError(
+                f"files of different streams in one sequence: {sorted(streams)}",
+                path=self.file_paths[0],
+            )
+        first = names[0]
+        self.product: DataProduct = (
+            get_product(data_product) if data_product else first.product  # type: ignore[union-attr]
+        )
+        self.name = self.file_paths[0].name.split(".seqno")[0]
+        self.meta: dict[str, Any] = first.as_meta() if first else {"dp": self.product.name}
+        self.module: int | None = first.module if first else None
+        self._files = [PFFFile(p, self.product, strict=strict) for p in self.file_paths]
+        counts = np.array([f.n_frames for f in self._files], dtype=np.int64)
+        self._file_frame_counts = counts.tolist()
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._cumulative_frames = self._starts[1:].tolist()
+        self._total_frames = int(self._starts[-1])
+        self._open: OrderedDict[int, None] = OrderedDict()
+        self._ts: np.ndarray | None = None
+        self._quality: np.ndarray | None = None
+        for f in self._files:
+            f.close()
+
+    # -- pypff-compatible attributes ------------------------------------------
+
+    @property
+    def data_product(self) -> str:
+        return self.product.name
+
+    @property
+    def frame_config(self):
+        """pypff's ``FrameConfig`` for the first file with a fixed layout (else ``None``)."""
+        from .models import FrameConfig
+
+        f = next((f for f in self._files if f.layout is not None), None)
+        if f is None:
+            return None
+        return FrameConfig(
+            header_size=f.layout.header_size,
+            payload_size=self.product.image_bytes,
+            frame_size=f.frame_size,
+            image_shape=self.product.image_shape,
+            dtype_str=self.product.dtype.name,
+            bytes_per_pixel=self.product.bytes_per_pixel,
+            format_name=f"dp_{self.product.name}",
+        )
+
+    @property
+    def header_size(self) -> int:
+        f = next((f for f in self._files if f.layout is not None), None)
+        return f.layout.header_size if f else 0
+
+    @property
+    def metadata_offsets(self) -> dict[str, tuple[int, int]]:
+        """Byte span of each header field within a frame (fixed-layout files)."""
+        f = next((f for f in self._files if f.layout is not None), None)
+        return dict(f.layout.spans) if f else {}
+
+    @property
+    def files(self) -> list[PFFFile]:
+        return list(self._files)
+
+    # -- lifetime ---------------------------------------------------------------
+
+    def __enter__(self) -> PFFSequence:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Release every memory map. Arrays already handed out stay valid."""
+        for f in getattr(self, "_files", []):
+            f.close()
+        if hasattr(self, "_open"):
+            self._open.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()
+        return state
+
+    def _file(self, idx: int) -> PFFFile:
+        """The file, with its map counted in the LRU of open maps."""
+        self._open[idx] = None
+        self._open.move_to_end(idx)
+        while len(self._open) > self.max_open_files:
+            old, _ = self._open.popitem(last=False)
+            self._files[old].close()
+        return self._files[idx]
+
+    # -- indexing ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._total_frames
+
+    def _normalize(self, indices: Any) -> np.ndarray:
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (self._total_frames,):
+                raise IndexError("boolean index must have one entry per frame")
+            return np.flatnonzero(idx)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"frame indices must be integers, got {idx.dtype}")
+        idx = idx.astype(np.int64, copy=True).reshape(-1)
+        idx[idx < 0] += self._total_frames
+        if idx.size and (idx.min() < 0 or idx.max() >= self._total_frames):
+            raise IndexError(f"frame index out of range [0, {self._total_frames})")
+        return idx
+
+    def _locate(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        file_idx = np.searchsorted(self._starts, idx, side="right") - 1
+        return file_idx, idx - self._starts[file_idx]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            i = int(key)
+            if i < 0:
+                i += self._total_frames
+            if not 0 <= i < self._total_frames:
+                raise IndexError(f"frame {key} out of range [0, {self._total_frames})")
+            fi, local = self._locate(np.array([i]))
+            return self._file(int(fi[0])).images(int(local[0]), 1)[0]
+        if isinstance(key, slice):
+            return self.read_images(np.arange(*key.indices(self._total_frames)))
+        if isinstance(key, (list, tuple, np.ndarray)):
+            return self.read_images(key)
+        raise TypeError(f"Invalid index type: {type(key)}")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Each frame's image in order (zero-copy views where the layout allows)."""
+        for batch in self.iter_batches(256):
+            yield from batch
+
+    # -- images -----------------------------------------------------------------
+
+    def read_images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Images of the given frames as a new ``(N, H, W)`` array, in request order.
+
+        Duplicates and negative indices are allowed; reads go in file order.
+        """
+        idx = self._normalize(indices)
+        out = np.empty((len(idx), *self.product.image_shape), dtype=self.product.dtype)
+        if not len(idx):
+            return out
+        order = np.argsort(idx, kind="stable")
+        fidx, local = self._locate(idx[order])
+        for f in np.unique(fidx):
+            sel = fidx == f
+            pos = order[sel]
+            loc = local[sel]
+            pf = self._file(int(f))
+            lo, hi = int(loc[0]), int(loc[-1]) + 1
+            if pf.contiguous and hi - lo <= 4 * len(loc):
+                out[pos] = pf.images(lo, hi - lo)[loc - lo]
+            else:
+                out[pos] = pf.gather_images(loc)
+        return out
+
+    def read_images_range(self, start: int = 0, count: int | None = None) -> np.ndarray:
+        """Images of frames [start, start+count) as a new array (clipped at the end)."""
+        if start < 0:
+            start += self._total_frames
+        start = max(0, min(start, self._total_frames))
+        stop = self._total_frames if count is None else min(start + count, self._total_frames)
+        out = np.empty((max(stop - start, 0), *self.product.image_shape), self.product.dtype)
+        pos = 0
+        for f, lo, hi in self._file_spans(start, stop):
+            out[pos : pos + hi - lo] = self._file(f).images(lo, hi - lo)
+            pos += hi - lo
+        return out
+
+    def _file_spans(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """(file index, local start, local stop) covering global frames [start, stop)."""
+        for f, n in enumerate(self._file_frame_counts):
+            s = int(self._starts[f])
+            lo, hi = max(start, s), min(stop, s + n)
+            if hi > lo:
+                yield f, lo - s, hi - s
+
+    # -- streaming --------------------------------------------------------------
+
+    def iter_batches(
+        self,
+        size: int = 256,
+        *,
+        with_headers: bool = False,
+        with_timestamps: bool = False,
+    ) -> Iterator[Any]:
+        """Yield frames in order, ``size`` at a time, as ``(n, H, W)`` arrays.
+
+        A batch never spans two files, so the last batch of each file can be
+        shorter; batches are zero-copy read-only views of the memory map
+        (copies for damaged or irregular files). With ``with_headers`` yields
+        ``(images, {field: int64 array})``, with ``with_timestamps``
+        ``(images, unix_t_ns)``, with both ``(images, headers, unix_t_ns)``.
+        Memory stays bounded: pages behind the cursor are released.
+        """
+        if size < 1:
+            raise ValueError("batch size must be >= 1")
+        for f in range(len(self._files)):
+            yield from self._iter_file(f, 0, self._file_frame_counts[f], size,
+                                       with_headers, with_timestamps)
+
+    def _iter_file(self, f: int, lo: int, hi: int, size: int, with_headers: bool,
+                   with_timestamps: bool) -> Iterator[Any]:
+        keys = list(self.product.header_fields) if with_headers else []
+        if with_timestamps:
+            keys += [k for k in timing_fields(self.product.header_kind) if k not in keys]
+        for start in range(lo, hi, size):
+            pf = self._file(f)
+            count = min(size, hi - start)
+            images = pf.images(start, count)
+            if not (with_headers or with_timestamps):
+                yield images
+            else:
+                meta = pf.decode(keys, start, count)
+                ts = frame_unix_t_ns(meta, self.product.header_kind)[0]
+                if with_headers:
+                    headers = {k: meta[k] for k in self.product.header_fields}
+                    yield (images, headers, ts) if with_timestamps else (images, headers)
+                else:
+                    yield images, ts
+            if pf.contiguous:
+                pf.release_pages(start * pf.frame_size, (start + count) * pf.frame_size)
+
+    def iter_byte_range(
+        self,
+        file_idx: int,
+        byte_start: int,
+        byte_end: int,
+        batch_size: int = 256,
+        *,
+        with_headers: bool = False,
+        with_timestamps: bool = False,
+    ) -> Iterator[Any]:
+        """Yield the frames of one file whose first byte lies in ``[byte_start, byte_end)``.
+
+        Adjacent ranges therefore cover every frame exactly once (pypff gives
+        a frame that straddles a boundary to both ranges). Batches as in
+        :meth:`iter_batches`.
+        """
+        if not 0 <= file_idx < len(self._files):
+            raise IndexError(f"file index {file_idx} out of range [0, {len(self._files)})")
+        pf = self._files[file_idx]
+        n = pf.n_frames
+        if n == 0 or byte_end <= byte_start:
+            return
+        starts = pf.frame_offsets(np.arange(n, dtype=np.int64))
+        lo = int(np.searchsorted(starts, byte_start, side="left"))
+        hi = int(np.searchsorted(starts, byte_end, side="left"))
+        yield from self._iter_file(file_idx, lo, hi, batch_size, with_headers, with_timestamps)
+
+    def byte_ranges(self, target_bytes: int = 256 * 1024 * 1024) -> list[tuple[int, int, int]]:
+        """Split every file into ``(file_idx, byte_start, byte_end)`` work units of ~target size."""
+        units = []
+        for i, pf in enumerate(self._files):
+            for s in range(0, max(pf.size, 1), target_bytes):
+                units.append((i, s, min(s + target_bytes, pf.size)))
+        return units
+
+    # -- metadata ---------------------------------------------------------------
+
+    def _resolve(self, key: str) -> str:
+        """pypff key for ``key`` (accepts ``quabo_0_pkt_num`` for ``quabo_0.pkt_num``)."""
+        fields = self.product.header_fields
+        if key in fields:
+            return key
+        for f in fields:
+            if f.replace(".", "_") == key:
+                return f
+        raise KeyError(
+            f"{self.name}: unknown metadata key {key!r}; known: "
+            f"{', '.join(fields)}, {UNIX_T_NS}, {TIME_QUALITY}"
+        )
+
+    def get_metadata_arrays(
+        self,
+        keys: list[str],
+        indices: Sequence[int] | np.ndarray | None = None,
+        slice_obj: slice | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Header fields for all frames (or ``indices`` / ``slice_obj``) as int64 arrays.
+
+        Keys are pypff's (``pkt_num``, ``quabo_0.tv_sec``; ``quabo_0_tv_sec``
+        also accepted) plus the virtual ``unix_t_ns`` (int64 ns, same rule as
+        :meth:`timestamps`) and ``time_quality`` (uint8 flags). Results follow
+        the request order. Unknown keys raise ``KeyError``.
+        """
+        want = list(keys)
+        real = [self._resolve(k) for k in want if k not in _VIRTUAL]
+        virtual = [k for k in want if k in _VIRTUAL]
+        fetch = list(dict.fromkeys(real + (timing_fields(self.product.header_kind)
+                                          if virtual else [])))
+        if slice_obj is not None:
+            indices = np.arange(*slice_obj.indices(self._total_frames))
+        if indices is None:
+            raw = self._decode_all(fetch)
+        else:
+            raw = self._decode_at(fetch, self._normalize(indices))
+        out: dict[str, np.ndarray] = {}
+        if virtual:
+            ts, quality = frame_unix_t_ns(raw, self.product.header_kind)
+            raw[UNIX_T_NS], raw[TIME_QUALITY] = ts, quality
+        for k in want:
+            out[k] = raw[k] if k in _VIRTUAL else raw[self._resolve(k)]
+        return out
+
+    def _decode_all(self, keys: list[str]) -> dict[str, np.ndarray]:
+        out = {k: np.empty(self._total_frames, dtype=np.int64) for k in keys}
+        for f, n in enumerate(self._file_frame_counts):
+            if n:
+                part = self._file(f).decode(keys, 0, n)
+                s = int(self._starts[f])
+                for k in keys:
+                    out[k][s : s + n] = part[k]
+        return out
+
+    def _decode_at(self, keys: list[str], idx: np.ndarray) -> dict[str, np.ndarray]:
+        out = {k: np.empty(len(idx), dtype=np.int64) for k in keys}
+        fidx, local = self._locate(idx)
+        for f in np.unique(fidx):
+            sel = fidx == f
+            part = self._file(int(f)).decode_at(keys, local[sel])
+            for k in keys:
+                out[k][sel] = part[k]
+        return out
+
+    def get_all_metadata(self) -> dict[str, Any]:
+        """Every header field, nested like the header (``{"quabo_0": {"pkt_num": ...}}``)."""
+        flat = self.get_metadata_arrays(list(self.product.header_fields))
+        nested: dict[str, Any] = {}
+        for k, v in flat.items():
+            if "." in k:
+                parent, child = k.split(".", 1)
+                nested.setdefault(parent, {})[child] = v
+            else:
+                nested[k] = v
+        return nested
+
+    # -- timestamps -------------------------------------------------------------
+
+    def _ensure_times(self) -> None:
+        if self._ts is None:
+            meta = self.get_metadata_arrays([UNIX_T_NS, TIME_QUALITY])
+            self._ts, self._quality = meta[UNIX_T_NS], meta[TIME_QUALITY]
+            self._ts.flags.writeable = False
+            self._quality.flags.writeable = False
+
+    def timestamps(
+        self,
+        indices: Sequence[int] | np.ndarray | None = None,
+        *,
+        as_datetime: bool = False,
+    ) -> np.ndarray:
+        """Frame times as int64 ns since the UNIX epoch (``datetime64[ns]`` view on request).
+
+        The full array is cached and read-only; ``indices`` select frames in
+        request order. Subtract an epoch in integer space before dividing.
+        """
+        self._ensure_times()
+        ts = self._ts if indices is None else self._ts[self._normalize(indices)]
+        return ts.view("datetime64[ns]") if as_datetime else ts
+
+    def timestamp_quality(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Per-frame uint8 flags (see :mod:`pfflake.timestamps`): 0 ok, 1 no WR,
+        2 clock desync, 4 quabo missing (bits combine)."""
+        self._ensure_times()
+        return self._quality if indices is None else self._quality[self._normalize(indices)]
+
+    def timestamp_at(self, idx: int) -> int:
+        """One frame's time in int64 ns."""
+        return int(self.timestamps(np.array([idx]))[0])
+
+    def timestamps_at(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.timestamps(indices)
+
+    def seek_time(self, timestamp_ns: int) -> int:
+        """Index of the frame whose time is closest to ``timestamp_ns`` (earliest on ties).
+
+        Exact on unsorted times too (desynced clocks): the search falls back
+        from bisection to a full scan when the times are not monotonic.
+        """
+        if self._total_frames == 0:
+            return 0
+        ts = self.timestamps()
+        t = int(timestamp_ns)
+        if self._monotonic():
+            pos = int(np.searchsorted(ts, t, side="left"))
+            if pos == 0:
+                return 0
+            if pos >= len(ts):
+                return len(ts) - 1
+            return pos - 1 if t - ts[pos - 1] <= ts[pos] - t else pos
+        return int(np.argmin(np.abs(ts - t)))
+
+    def _monotonic(self) -> bool:
+        if not hasattr(self, "_is_monotonic") or self._is_monotonic is None:
+            ts = self.timestamps()
+            self._is_monotonic = bool(np.all(ts[1:] >= ts[:-1]))
+        return self._is_monotonic
+
+    # -- frames -----------------------------------------------------------------
+
+    def get_frame(self, idx: int) -> tuple[dict[str, Any], np.ndarray]:
+        """``(header dict, image view)`` of one frame; the header is a fresh parse."""
+        i = int(self._normalize([idx])[0])
+        fi, local = self._locate(np.array([i]))
+        pf = self._file(int(fi[0]))
+        return pf.header(int(local[0])), pf.images(int(local[0]), 1)[0]
+
+    def get_frame_validated(self, idx: int):
+        """``(pydantic header, image view)``: ``ModuleHeader`` or ``QuaboHeader``."""
+        from .models import ModuleHeader, QuaboHeader
+
+        header, image = self.get_frame(idx)
+        if "quabo_0" in header:
+            return ModuleHeader(**header), image
+        if "quabo_num" in header:
+            return QuaboHeader(**header), image
+        return header, image
+
+    def print_metadata_offsets(self) -> None:
+        print(f"Metadata Byte Offsets for {self.name}:")
+        for key, (start, end) in sorted(self.metadata_offsets.items()):
+            print(f"  {key}: bytes {start}-{end} (width {end - start})")
+
+    def verify_metadata_offsets(self, num_frames: int = 100) -> bool:
+        """Compare the vectorised decode with a JSON parse of the first ``num_frames``."""
+        if self._total_frames == 0:
+            raise RuntimeError("Cannot verify: sequence is empty.")
+        n = min(num_frames, self._total_frames)
+        fields = list(self.product.header_fields)
+        fast = self.get_metadata_arrays(fields, indices=np.arange(n))
+        for i in range(n):
+            header, _ = self.get_frame(i)
+            for k in fields:
+                parent, _, child = k.rpartition(".")
+                value = header[parent][child] if parent else header[k]
+                if value != fast[k][i]:
+                    return False
+        return True
+
+    # -- reporting --------------------------------------------------------------
+
+    def info(self) -> SequenceInfo:
+        """What the sequence holds and what is wrong with it; never raises."""
+        info = SequenceInfo(self.name, self.product.name, self.module, self._total_frames,
+                            [f.info() for f in self._files])
+        try:
+            if self._total_frames:
+                ts = self.timestamps()
+                info.first_unix_t_ns, info.last_unix_t_ns = int(ts.min()), int(ts.max())
+                q = self.timestamp_quality()
+                from .timestamps import QUALITY_NAMES
+
+                info.quality_counts = {
+                    name: int(np.count_nonzero(q & bit)) for bit, name in QUALITY_NAMES.items()
+                }
+        except (PFFError, OSError, ValueError) as e:
+            info.error = str(e)
+        return info
+
+    def __repr__(self) -> str:
+        return (f"PFFSequence({self.name!r}, files={len(self._files)}, "
+                f"frames={self._total_frames}, product={self.product.name})")
+
+
+def sequence_info(paths: Sequence[str | os.PathLike]) -> SequenceInfo:
+    """:meth:`PFFSequence.info` for paths that may not even open; never raises."""
+    try:
+        seq = PFFSequence(paths, strict=False)
+    except (PFFError, OSError, ValueError) as e:
+        first = Path(paths[0]) if paths else Path("?")
+        try:
+            product = parse_pff_name(first).product
+            files = [file_info(p, product) for p in paths]
+        except PFFError:
+            files = []
+        return SequenceInfo(first.name, None, None, 0, files, error=str(e))
+    try:
+        return seq.info()
+    finally:
+        seq.close()
+
+
+__all__ = ["TIME_QUALITY", "UNIX_T_NS", "PFFSequence", "SequenceInfo", "parse_header",
+           "sequence_info"]

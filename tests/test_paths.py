@@ -1,0 +1,57 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from pfflake.errors import FileNameError, PFFError, UnknownProductError
+from pfflake.paths import format_pff_name, format_run_name, parse_pff_name, parse_run_name
+
+
+@pytest.mark.parametrize(
+    "name, start",
+    [
+        ("start_2023-06-08T04:30:29Z.dp_img16.bpp_2.module_1.seqno_0.pff", "04:30:29"),
+        ("start_2025-08-02T04-31-52Z.dp_ph256.bpp_2.module_254.seqno_0.pff", "04:31:52"),
+        ("start_2025-08-02T04_34_46Z.dp_ph256.bpp_2.module_254.seqno_7.pff", "04:34:46"),
+    ],
+)
+def test_time_separator_variants(name, start):
+    parsed = parse_pff_name(name)
+    assert parsed.start.strftime("%H:%M:%S") == start
+    assert parsed.start.tzinfo is not None
+
+
+def test_fields_and_stream_key():
+    p = parse_pff_name("start_2025-08-02T04_34_46Z.dp_ph256.bpp_2.module_254.seqno_3.debug_TRUNCATED.pff")
+    assert (p.data_product, p.bpp, p.module, p.seqno) == ("ph256", 2, 254, 3)
+    assert p.extra == {"debug": "TRUNCATED"}
+    assert p.stream == "dp_ph256.bpp_2.module_254.debug_TRUNCATED"
+    img8 = parse_pff_name("start_2024-01-01T00:00:00Z.dp_img8.bpp_1.module_3.seqno_0.pff")
+    assert img8.product.dtype.itemsize == 1
+
+
+@pytest.mark.parametrize(
+    "name, error",
+    [
+        ("start_2023-06-08T04:30:29Z.dp_img99.bpp_2.module_1.seqno_0.pff", UnknownProductError),
+        ("start_2023-06-08T04:30:29Z.dp_img16.bpp_1.module_1.seqno_0.pff", FileNameError),
+        ("start_2023-06-08T04:30:29Z.dp_img16.bpp_2.seqno_0.pff", FileNameError),
+        ("start_2023-06-08T04:30:29Z.dp_img16.bpp_2.module_x.seqno_0.pff", FileNameError),
+        ("hk.pff", FileNameError),
+        ("random.bin", FileNameError),
+    ],
+)
+def test_bad_names_raise_clear_errors(name, error):
+    with pytest.raises(error) as e:
+        parse_pff_name(name)
+    assert isinstance(e.value, PFFError) and isinstance(e.value, ValueError)
+
+
+def test_format_round_trip():
+    t = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    for sep in ":-_":
+        name = format_pff_name(t, "ph1024", 12, 4, separator=sep)
+        p = parse_pff_name(name)
+        assert (p.start, p.data_product, p.module, p.seqno) == (t, "ph1024", 12, 4)
+    run = parse_run_name(format_run_name("Lick", t, "sci-obs"))
+    assert (run.observatory, run.start, run.run_type) == ("Lick", t, "sci-obs")
+    assert parse_run_name("example-data").observatory is None
