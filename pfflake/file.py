@@ -124,7 +124,7 @@ class PFFFile:
         self._img_offsets: np.ndarray | None = None  # generic layout: first pixel per frame
         self._meta: dict[str, np.ndarray] | None = None  # generic layout: decoded fields
         self._mm: mmap.mmap | None = None
-        self._view: memoryview | None = None
+        self._view: np.ndarray | None = None
         self._closed = False
         self.n_frames = 0
         if self.size:
@@ -133,15 +133,21 @@ class PFFFile:
     # -- mapping ---------------------------------------------------------------
 
     @property
-    def buffer(self) -> memoryview:
-        """Read-only view of the mapped file; arrays built on it keep the map alive."""
+    def buffer(self) -> np.ndarray:
+        """The mapped file as a read-only uint8 array.
+
+        Built with ``np.frombuffer``, which holds a buffer export on the map:
+        every array derived from it keeps the map alive, so ``mmap.close()``
+        cannot unmap memory a live array still points to. (``np.ndarray(buffer=
+        mmap)`` keeps only a plain reference: closing then crashes readers.)
+        """
         if self._view is None:
             if self._closed:
                 # Reopen lazily, like pypff's LRU: closing releases resources, not the object.
                 self._closed = False
             with open(self.path, "rb") as f:
                 self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._view = memoryview(self._mm)
+            self._view = np.frombuffer(self._mm, dtype=np.uint8)
             if len(self._view) < self.size:
                 self._view = self._mm = None
                 raise TruncatedFrameError("file shrank since it was indexed", path=self.path)
@@ -404,7 +410,7 @@ class PFFFile:
         offsets = self.image_offsets(local)
         dtype = self.product.dtype
         nbytes = self.product.image_bytes
-        raw = np.frombuffer(self.buffer, dtype=np.uint8)
+        raw = self.buffer
         out = np.empty((len(offsets), nbytes), dtype=np.uint8)
         for i, off in enumerate(offsets):
             out[i] = raw[off : off + nbytes]

@@ -116,8 +116,9 @@ def naive_unix_t_ns(flat: dict[str, int], product_kind: str) -> tuple[int, int]:
     if tai == 0:
         flags |= NO_WR
         host_ns = tv_sec * NS_PER_S + tv_usec * 1000
+        # the host's own second first, so an exact 0.5 s tie keeps it
         second = min(
-            (tv_sec - 1, tv_sec, tv_sec + 1), key=lambda s: abs(s * NS_PER_S + nsec - host_ns)
+            (tv_sec, tv_sec - 1, tv_sec + 1), key=lambda s: abs(s * NS_PER_S + nsec - host_ns)
         )
     else:
         d = (tv_sec - tai + TAI_MINUS_UTC) % 1024
