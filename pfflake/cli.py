@@ -14,8 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Fast PANOSETI PFF I/O and a columnar data lake.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Fast PANOSETI PFF I/O and a columnar data lake.",
+)
 _state = {"debug": False}
 
 
@@ -55,18 +58,34 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
         else:
             raise FileNotFoundError(f"no such file or directory: {path}")
         table = Table(title=title)
-        for col in ("stream", "files", "frames", "first frame (UTC)", "last frame (UTC)",
-                    "clock flags", "damage"):
+        for col in (
+            "stream",
+            "files",
+            "frames",
+            "first frame (UTC)",
+            "last frame (UTC)",
+            "clock flags",
+            "damage",
+        ):
             table.add_column(col)
         for p in products:
             flags = ", ".join(f"{k}={v}" for k, v in p.quality_counts.items() if v) or "ok"
-            damage = [f"{f.path.name}: tail cut {f.truncated_tail_bytes} B"
-                      for f in p.files if f.truncated_tail_bytes]
+            damage = [
+                f"{f.path.name}: tail cut {f.truncated_tail_bytes} B"
+                for f in p.files
+                if f.truncated_tail_bytes
+            ]
             damage += [f"{f.path.name}: {len(f.damage)} damaged" for f in p.files if f.damage]
             damage += [f"error: {p.error}"] if p.error else []
-            table.add_row(p.name.split("Z.", 1)[-1], str(len(p.files)), f"{p.frames:,}",
-                          _fmt_ns(p.first_unix_t_ns), _fmt_ns(p.last_unix_t_ns), flags,
-                          "; ".join(damage) or "none")
+            table.add_row(
+                p.name.split("Z.", 1)[-1],
+                str(len(p.files)),
+                f"{p.frames:,}",
+                _fmt_ns(p.first_unix_t_ns),
+                _fmt_ns(p.last_unix_t_ns),
+                flags,
+                "; ".join(damage) or "none",
+            )
         console.print(table)
         for name, why in skipped.items():
             console.print(f"[yellow]skipped {name}: {why}[/]")

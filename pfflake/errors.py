@@ -68,4 +68,3 @@ class UnknownProductError(PFFError, ValueError):
 
 class FileNameError(PFFError, ValueError):
     """A file or run directory name does not follow the PANOSETI conventions."""
-

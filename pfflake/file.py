@@ -20,6 +20,7 @@ so :meth:`PFFFile.close` never invalidates them (pypff can crash here).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -31,6 +32,7 @@ import numpy as np
 
 from .errors import CorruptFrameError, CorruptHeaderError, PFFError, TruncatedFrameError
 from .header import (
+    DecodePlan,
     HeaderLayout,
     check_delimiters,
     check_fields,
@@ -126,6 +128,7 @@ class PFFFile:
         self._mm: mmap.mmap | None = None
         self._view: np.ndarray | None = None
         self._closed = False
+        self._plans: dict[tuple[str, ...], DecodePlan] = {}
         self.n_frames = 0
         if self.size:
             self._index(full=(verify == "full" or not strict))
@@ -157,10 +160,9 @@ class PFFFile:
         """Drop the memory map. Arrays still viewing it keep it alive until they go."""
         self._view = None
         if self._mm is not None:
-            try:
+            # Live views hold exports: then the map is unmapped when they are freed.
+            with contextlib.suppress(BufferError):
                 self._mm.close()
-            except BufferError:
-                pass  # live views hold exports; the map is unmapped when they are freed
             self._mm = None
         self._closed = True
 
@@ -170,12 +172,10 @@ class PFFFile:
             return
         page = mmap.PAGESIZE
         lo = (start // page) * page
-        hi = min((stop // page) * page, self.size)
+        hi = min(-(-stop // page) * page, len(self._mm))
         if hi > lo:
-            try:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # non-Linux
                 self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-            except (OSError, ValueError, AttributeError):  # pragma: no cover - non-Linux
-                pass
 
     # -- indexing --------------------------------------------------------------
 
@@ -216,22 +216,23 @@ class PFFFile:
             bad = np.zeros(n, dtype=bool)
             for lo in range(0, n, WINDOW_FRAMES):
                 cnt = min(WINDOW_FRAMES, n - lo)
-                _, b = decode_fixed(buf, lo * fs, cnt, fs, layout, layout.spans)
+                _, b = decode_fixed(buf, lo * fs, cnt, fs, layout, list(layout.spans))
                 bad[lo : lo + cnt] = b
-                window = np.arange(lo, lo + cnt, dtype=np.int64)
-                bad[lo : lo + cnt] |= check_template(buf, 0, window, fs, layout)
+                bad[lo : lo + cnt] |= self._check_frames(np.arange(lo, lo + cnt), layout, fs)
                 self.release_pages(lo * fs, (lo + cnt) * fs)
         else:
             sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_FRAMES)).astype(np.int64))
-            bad_sample = check_template(buf, 0, sample, fs, layout)
-            bad_sample |= np.array(
-                [check_delimiters(buf, int(k) * fs, 1, fs, layout)[0] for k in sample]
-            )
+            bad_sample = np.zeros(len(sample), dtype=bool)
+            # A fault maps a whole page-cache folio, so release pages group by group:
+            # sampling must not map the whole file at once (peak RSS).
+            for g in range(0, len(sample), 16):
+                group = sample[g : g + 16]
+                bad_sample[g : g + 16] = self._check_frames(group, layout, fs)
+                self.release_pages(int(group[0]) * fs, (int(group[-1]) + 1) * fs)
+            bad = None
             if bad_sample.any():
                 bad = np.zeros(n, dtype=bool)
                 bad[sample] = bad_sample
-            else:
-                bad = None
         if bad is not None and bad.any():
             # Frames whose header is only unusual (e.g. a negative value) still parse;
             # a frame that moved the boundaries means the layout is not fixed.
@@ -243,6 +244,12 @@ class PFFFile:
         self.n_frames = n if self._keep is None else len(self._keep)
         self._note_tail(n * fs)
         return True
+
+    def _check_frames(self, frames: np.ndarray, layout: HeaderLayout, fs: int) -> np.ndarray:
+        """Bool per frame: header bytes outside values differ from the template, or no '*'."""
+        starts = np.asarray(frames, dtype=np.int64) * fs
+        star = self.buffer[starts + layout.header_size] != ord("*")
+        return star | check_template(self.buffer, 0, frames, fs, layout)
 
     def _fixed_damage(self, layout: HeaderLayout, fs: int, n: int, suspects: np.ndarray) -> None:
         broken = []
@@ -417,12 +424,15 @@ class PFFFile:
         return out.view(dtype).reshape(len(offsets), *self.product.image_shape)
 
     def _raise_structure(self, start: int, count: int) -> None:
-        bad = check_delimiters(self.buffer, start * self.frame_size, count, self.frame_size,
-                               self.layout)
+        bad = check_delimiters(
+            self.buffer, start * self.frame_size, count, self.frame_size, self.layout
+        )
         k = start + int(np.flatnonzero(bad)[0])
         raise CorruptFrameError(
             "frame delimiters ('{', blank line, '*') not where the layout puts them",
-            path=self.path, frame=k, offset=self.frame_offset(k),
+            path=self.path,
+            frame=k,
+            offset=self.frame_offset(k),
         )
 
     def header_bytes(self, local: int) -> bytes:
@@ -471,7 +481,7 @@ class PFFFile:
         for lo in range(0, count, WINDOW_FRAMES):
             cnt = min(WINDOW_FRAMES, count - lo)
             base = (start + lo) * fs
-            values, bad = decode_fixed(buf, base, cnt, fs, layout, keys)
+            values, bad = decode_fixed(buf, base, cnt, fs, layout, keys, self._plan(keys))
             for k in keys:
                 out[k][lo : lo + cnt] = values[k]
             for j in np.flatnonzero(bad):
@@ -480,12 +490,19 @@ class PFFFile:
                     continue  # a known damaged frame inside the requested span
                 flat = self._parse_fixed_frame(k * fs, layout, k)
                 if check_delimiters(buf, k * fs, 1, fs, layout)[0]:
-                    raise CorruptFrameError("frame delimiters out of place", path=self.path,
-                                            frame=k, offset=k * fs)
+                    raise CorruptFrameError(
+                        "frame delimiters out of place", path=self.path, frame=k, offset=k * fs
+                    )
                 for key in keys:
                     out[key][lo + j] = flat[key]
             self.release_pages(base, base + cnt * fs)
         return out
+
+    def _plan(self, keys: list[str]) -> DecodePlan:
+        key = tuple(keys)
+        if key not in self._plans:
+            self._plans[key] = DecodePlan(self.layout, keys)
+        return self._plans[key]
 
     def decode_at(self, keys: list[str], local: np.ndarray) -> dict[str, np.ndarray]:
         """Header fields of arbitrary local frames, in the given order."""

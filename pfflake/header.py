@@ -24,17 +24,6 @@ from .products import DataProduct
 _VALUE_RE = re.compile(rb'"(\w+)":( *-?\d+)(?=\s*[,}])')
 _QUABO_RE = re.compile(rb'"(quabo_\d)"\s*:\s*\{')
 
-_ONES = np.uint64(0x0101010101010101)
-_LO = np.uint64(0x0F0F0F0F0F0F0F0F)
-_HI = np.uint64(0xF0F0F0F0F0F0F0F0)
-_E0 = np.uint64(0xE0E0E0E0E0E0E0E0)
-_SIX = np.uint64(0x0606060606060606)
-_X10 = np.uint64(0x1010101010101010)
-_X30 = np.uint64(0x3030303030303030)
-_M8 = np.uint64(0x00FF00FF00FF00FF)
-_M16 = np.uint64(0x0000FFFF0000FFFF)
-_M32 = np.uint64(0x00000000FFFFFFFF)
-
 
 @dataclass(frozen=True)
 class HeaderLayout:
@@ -138,35 +127,137 @@ def detect_layout(header: bytes, product: DataProduct) -> HeaderLayout | None:
     return HeaderLayout(len(header), spans, bytes(template))
 
 
-def _word_view(buf, offset: int, n: int, stride: int) -> np.ndarray:
-    return np.ndarray((n,), dtype="<u8", buffer=buf, offset=offset, strides=(stride,))
+_WINDOW = 2048
+_PARALLEL_ABOVE = 16_384  # frames; below this, threads cost more than they save
 
 
-def _swar8(lo: np.ndarray) -> np.ndarray:
-    """Eight digit nibbles (most significant in the lowest byte) -> integer."""
-    lo = ((lo * np.uint64(10)) + (lo >> np.uint64(8))) & _M8
-    lo = ((lo * np.uint64(100)) + (lo >> np.uint64(16))) & _M16
-    return ((lo * np.uint64(10000)) + (lo >> np.uint64(32))) & _M32
+def _pair_table() -> np.ndarray:
+    """Two ASCII bytes (little-endian uint16) -> their value 0..99, or 0xFFFF if invalid.
 
-
-def _digits_word(buf, offset: int, n: int, stride: int, nbytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode the last ``nbytes`` (1..8) bytes of the words ending at ``offset+8``.
-
-    Returns ``(value, bad)``: ``bad`` marks frames whose bytes are not
-    right-padded ASCII digits/spaces (a ``-`` also counts as bad here, and the
-    caller re-parses such frames as JSON).
+    Valid pairs are digits or spaces with no space after a digit (values are
+    right-aligned): one table lookup both decodes and checks two bytes.
     """
-    words = _word_view(buf, offset, n, stride)
-    keep = np.uint64(0xFFFFFFFFFFFFFFFF ^ ((1 << (8 * (8 - nbytes))) - 1))
-    a = (words ^ _X30) & keep
-    hi = a & _HI
-    lo = a & _LO
-    bad = (hi & _E0) | ((lo + _SIX) & _X10) | (((hi >> np.uint64(4)) * np.uint64(15)) & lo)
-    return _swar8(lo), bad != 0
+    codes = np.arange(256)
+    digit = np.where((codes >= 48) & (codes <= 57), codes - 48, -1)
+    is_space = codes == 32
+    first, second = np.meshgrid(codes, codes, indexing="ij")  # first = low byte
+    d1, d2 = digit[first], digit[second]
+    ok1 = (d1 >= 0) | is_space[first]
+    ok2 = (d2 >= 0) | is_space[second]
+    ok = ok1 & ok2 & ~((d1 >= 0) & is_space[second])
+    value = np.maximum(d1, 0) * 10 + np.maximum(d2, 0)
+    table = np.where(ok, value, 0xFFFF).astype(np.uint16)
+    return table.T.reshape(-1)  # index = first + 256 * second
+
+
+_PAIRS = _pair_table()
+_SPACES = np.uint64(0x2020202020202020)
+
+
+class DecodePlan:
+    """How to decode a set of fields of one layout; built once, reused per window.
+
+    Per window of frames: copy the header rows out of the map (one strided
+    copy), gather each field's one or two 8-byte words into a
+    ``(frames, words)`` matrix, pad bytes outside the field with spaces, and
+    look every byte pair up in a 65536-entry table that gives its value
+    (0..99) or marks it invalid. Four pair values per word are then combined
+    in place (SWAR). The delimiters around every value are compared with the
+    template too, so a frame that does not follow the layout is flagged, never
+    decoded into a wrong number. Windows are split over two threads for big
+    ranges (numpy releases the GIL).
+    """
+
+    def __init__(self, layout: HeaderLayout, keys: Iterable[str]) -> None:
+        self.keys = list(keys)
+        self.row = layout.header_size + 1  # header text plus the '*' marker
+        width = {k: layout.spans[k][1] - layout.spans[k][0] for k in self.keys}
+        wide = [k for k in self.keys if width[k] > 8]
+        self.order = wide + [k for k in self.keys if width[k] <= 8]
+        self.n_wide = len(wide)
+        words = [(layout.spans[k][1] - 8, min(width[k], 8)) for k in self.order]
+        words += [(layout.spans[k][1] - 16, width[k] - 8) for k in wide]
+        self.offsets = [off for off, _ in words]
+        keep = np.array(
+            [0xFFFFFFFFFFFFFFFF ^ ((1 << (8 * (8 - k))) - 1) for _, k in words], dtype=np.uint64
+        )
+        self.keep = keep
+        self.fill = _SPACES & ~keep
+        h = layout.header_size
+        delim = {0, h - 2, h - 1, h}
+        for start, end in layout.spans.values():
+            delim |= {start - 1, end}
+        self.delim_pos = np.array(sorted(delim), dtype=np.int64)
+        self.delim_expect = np.frombuffer(layout.template + b"*", dtype=np.uint8)[self.delim_pos]
+
+    def decode(
+        self, buf: np.ndarray, base: int, n: int, frame_size: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Values (int64 per key) and a bad-frame mask for ``n`` frames from byte ``base``."""
+        out = np.empty((len(self.order), n), dtype=np.int64)
+        bad = np.empty(n, dtype=bool)
+        if n > _PARALLEL_ABOVE:
+            from concurrent.futures import ThreadPoolExecutor
+
+            half = (n // 2 // _WINDOW) * _WINDOW
+            with ThreadPoolExecutor(2) as pool:
+                jobs = [
+                    pool.submit(self._run, buf, base, frame_size, lo, hi, out, bad)
+                    for lo, hi in ((0, half), (half, n))
+                ]
+                for job in jobs:
+                    job.result()
+        else:
+            self._run(buf, base, frame_size, 0, n, out, bad)
+        return {k: out[j] for j, k in enumerate(self.order)}, bad
+
+    def _run(self, buf, base, frame_size, lo, hi, out, bad) -> None:
+        win = min(_WINDOW, max(hi - lo, 1))
+        nw, k, m = len(self.offsets), len(self.order), self.n_wide
+        rows_buf = np.empty((win, self.row), dtype=np.uint8)
+        words_buf = np.empty((win, nw), dtype=np.uint64)
+        pairs_buf = np.empty((win, nw * 4), dtype=np.uint16)
+        tmp_buf = np.empty((win, nw), dtype=np.uint64)
+        for s in range(lo, hi, win):
+            c = min(win, hi - s)
+            rows = rows_buf[:c]
+            np.copyto(
+                rows,
+                np.ndarray((c, self.row), np.uint8, buf, base + s * frame_size, (frame_size, 1)),
+            )
+            words = words_buf[:c]
+            for i, off in enumerate(self.offsets):
+                words[:, i] = np.ndarray((c,), "<u8", rows, off, (self.row,))
+            np.bitwise_and(words, self.keep, out=words)
+            np.bitwise_or(words, self.fill, out=words)
+            pairs = pairs_buf[:c]
+            np.take(_PAIRS, words.view(np.uint16), out=pairs)
+            np.any(pairs == 0xFFFF, axis=1, out=bad[s : s + c])
+            bad[s : s + c] |= (rows[:, self.delim_pos] != self.delim_expect).any(axis=1)
+            value = pairs.view(np.uint64)  # four 16-bit lanes of 0..99, most significant first
+            tmp = tmp_buf[:c]
+            np.right_shift(value, np.uint64(16), out=tmp)
+            np.multiply(value, np.uint64(100), out=value)
+            np.add(value, tmp, out=value)
+            np.bitwise_and(value, np.uint64(0x0000FFFF0000FFFF), out=value)
+            np.right_shift(value, np.uint64(32), out=tmp)
+            np.multiply(value, np.uint64(10000), out=value)
+            np.add(value, tmp, out=value)
+            np.bitwise_and(value, np.uint64(0xFFFFFFFF), out=value)
+            if m:
+                np.multiply(value[:, k:], np.uint64(100_000_000), out=tmp[:, :m])
+                np.add(value[:, :m], tmp[:, :m], out=value[:, :m])
+            out[:, s : s + c] = value[:, :k].T
 
 
 def decode_fixed(
-    buf, base: int, n: int, frame_size: int, layout: HeaderLayout, keys: Iterable[str]
+    buf,
+    base: int,
+    n: int,
+    frame_size: int,
+    layout: HeaderLayout,
+    keys: Iterable[str],
+    plan: DecodePlan | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Decode ``keys`` for ``n`` consecutive frames starting at byte ``base`` of ``buf``.
 
@@ -174,22 +265,8 @@ def decode_fixed(
     frames whose delimiters or value bytes do not match the layout (their
     values are meaningless; re-parse those frames with :func:`parse_header`).
     """
-    out: dict[str, np.ndarray] = {}
-    bad = check_delimiters(buf, base, n, frame_size, layout)
-    for key in keys:
-        start, end = layout.spans[key]
-        width = end - start
-        value, b = _digits_word(buf, base + end - 8, n, frame_size, min(width, 8))
-        bad |= b
-        if width > 8:
-            high, b = _digits_word(buf, base + end - 16, n, frame_size, width - 8)
-            bad |= b
-            value += high * np.uint64(100_000_000)
-        out[key] = value.view(np.int64)
-        before = np.ndarray((n,), np.uint8, buf, base + start - 1, (frame_size,))
-        after = np.ndarray((n,), np.uint8, buf, base + end, (frame_size,))
-        bad |= (before != ord(":")) | ((after != ord(",")) & (after != ord("}")))
-    return out, bad
+    plan = plan or DecodePlan(layout, keys)
+    return plan.decode(buf, base, n, frame_size)
 
 
 def check_delimiters(buf, base: int, n: int, frame_size: int, layout: HeaderLayout) -> np.ndarray:
@@ -202,13 +279,14 @@ def check_delimiters(buf, base: int, n: int, frame_size: int, layout: HeaderLayo
     return (at(0) != ord("{")) | (at(h - 2) != 10) | (at(h - 1) != 10) | (at(h) != ord("*"))
 
 
-def check_template(buf, base: int, frame_indices: np.ndarray, frame_size: int,
-                   layout: HeaderLayout) -> np.ndarray:
-    """Bool array: which of the given frames differ from the template outside value spans."""
-    h = layout.header_size
-    template = np.frombuffer(layout.template, dtype=np.uint8)
-    fixed = ~layout.value_mask
-    rows = np.ndarray((int(frame_indices.max()) + 1 if len(frame_indices) else 0, h), np.uint8,
-                      buf, base, (frame_size, 1))
-    sample = rows[frame_indices]
-    return (sample[:, fixed] != template[fixed]).any(axis=1)
+def check_template(
+    buf: np.ndarray, base: int, frame_indices: np.ndarray, frame_size: int, layout: HeaderLayout
+) -> np.ndarray:
+    """Bool array: which of the given frames differ from the template outside value spans.
+
+    ``buf`` is the file as a 1-D uint8 array; only the bytes compared are read.
+    """
+    fixed = np.flatnonzero(~layout.value_mask)
+    template = np.frombuffer(layout.template, dtype=np.uint8)[fixed]
+    starts = base + np.asarray(frame_indices, dtype=np.int64) * frame_size
+    return (buf[starts[:, None] + fixed[None, :]] != template).any(axis=1)

@@ -925,4 +925,3 @@ def load_configs(run_dir: str | os.PathLike[str]) -> dict[str, ConfigModel]:
         except (ConfigError, OSError) as e:
             logger.warning("skipping config %s: %s", path.name, e)
     return configs
-

@@ -60,7 +60,7 @@ class PFFName:
         return ".".join(parts)
 
     def as_meta(self) -> dict[str, str | int]:
-        """pypff's ``parse_filename`` dict (``start``, ``dp``, ``bpp``, ``module``, ``seqno``...)."""
+        """pypff's ``parse_filename`` dict (``start``, ``dp``, ``bpp``, ``module``, ``seqno``)."""
         meta: dict[str, str | int] = {
             "start": f"{self.start_text}Z",
             "dp": self.data_product,

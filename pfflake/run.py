@@ -95,9 +95,7 @@ class PanosetiRun:
 
     def get_product(self, product_name: str) -> PFFSequence:
         if product_name not in self.products:
-            raise KeyError(
-                f"Product '{product_name}' not found. Available: {self.list_products()}"
-            )
+            raise KeyError(f"Product '{product_name}' not found. Available: {self.list_products()}")
         return self.products[product_name]
 
     def close(self) -> None:
@@ -131,8 +129,7 @@ class PanosetiRun:
             self._metadata = {}
             for f in sorted(self.run_dir.glob("*.jsonl")):
                 try:
-                    rows = [json.loads(line) for line in f.read_text().splitlines()
-                            if line.strip()]
+                    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
                 except (OSError, ValueError) as e:
                     logger.warning("skipping %s: %s", f.name, type(e).__name__)
                     continue

@@ -20,6 +20,7 @@ deliberate differences, each pinned by a test:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -178,10 +179,8 @@ class PFFSequence:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def close(self) -> None:
         """Release every memory map. Arrays already handed out stay valid."""
@@ -314,11 +313,13 @@ class PFFSequence:
         if size < 1:
             raise ValueError("batch size must be >= 1")
         for f in range(len(self._files)):
-            yield from self._iter_file(f, 0, self._file_frame_counts[f], size,
-                                       with_headers, with_timestamps)
+            yield from self._iter_file(
+                f, 0, self._file_frame_counts[f], size, with_headers, with_timestamps
+            )
 
-    def _iter_file(self, f: int, lo: int, hi: int, size: int, with_headers: bool,
-                   with_timestamps: bool) -> Iterator[Any]:
+    def _iter_file(
+        self, f: int, lo: int, hi: int, size: int, with_headers: bool, with_timestamps: bool
+    ) -> Iterator[Any]:
         keys = list(self.product.header_fields) if with_headers else []
         if with_timestamps:
             keys += [k for k in timing_fields(self.product.header_kind) if k not in keys]
@@ -405,8 +406,9 @@ class PFFSequence:
         want = list(keys)
         real = [self._resolve(k) for k in want if k not in _VIRTUAL]
         virtual = [k for k in want if k in _VIRTUAL]
-        fetch = list(dict.fromkeys(real + (timing_fields(self.product.header_kind)
-                                          if virtual else [])))
+        fetch = list(
+            dict.fromkeys(real + (timing_fields(self.product.header_kind) if virtual else []))
+        )
         if slice_obj is not None:
             indices = np.arange(*slice_obj.indices(self._total_frames))
         if indices is None:
@@ -560,8 +562,13 @@ class PFFSequence:
 
     def info(self) -> SequenceInfo:
         """What the sequence holds and what is wrong with it; never raises."""
-        info = SequenceInfo(self.name, self.product.name, self.module, self._total_frames,
-                            [f.info() for f in self._files])
+        info = SequenceInfo(
+            self.name,
+            self.product.name,
+            self.module,
+            self._total_frames,
+            [f.info() for f in self._files],
+        )
         try:
             if self._total_frames:
                 ts = self.timestamps()
@@ -577,8 +584,10 @@ class PFFSequence:
         return info
 
     def __repr__(self) -> str:
-        return (f"PFFSequence({self.name!r}, files={len(self._files)}, "
-                f"frames={self._total_frames}, product={self.product.name})")
+        return (
+            f"PFFSequence({self.name!r}, files={len(self._files)}, "
+            f"frames={self._total_frames}, product={self.product.name})"
+        )
 
 
 def sequence_info(paths: Sequence[str | os.PathLike]) -> SequenceInfo:
@@ -599,5 +608,11 @@ def sequence_info(paths: Sequence[str | os.PathLike]) -> SequenceInfo:
         seq.close()
 
 
-__all__ = ["TIME_QUALITY", "UNIX_T_NS", "PFFSequence", "SequenceInfo", "parse_header",
-           "sequence_info"]
+__all__ = [
+    "TIME_QUALITY",
+    "UNIX_T_NS",
+    "PFFSequence",
+    "SequenceInfo",
+    "parse_header",
+    "sequence_info",
+]

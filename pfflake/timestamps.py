@@ -86,7 +86,9 @@ def unix_t_ns(
     return ns, flags
 
 
-def module_unix_t_ns(meta: Mapping[str, np.ndarray], n_quabos: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def module_unix_t_ns(
+    meta: Mapping[str, np.ndarray], n_quabos: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """Frame time of module products from pypff-style keys ``quabo_<i>.<field>``.
 
     Uses, per frame, the first quabo with ``tv_sec != 0`` (quabo_0 if none did).
@@ -105,7 +107,9 @@ def module_unix_t_ns(meta: Mapping[str, np.ndarray], n_quabos: int = 4) -> tuple
     return ns, flags
 
 
-def frame_unix_t_ns(meta: Mapping[str, np.ndarray], header_kind: str) -> tuple[np.ndarray, np.ndarray]:
+def frame_unix_t_ns(
+    meta: Mapping[str, np.ndarray], header_kind: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Dispatch on header kind: module products use :func:`module_unix_t_ns`."""
     if header_kind == "module":
         return module_unix_t_ns(meta)

@@ -11,8 +11,9 @@ LEGACY_RUN = DATA / "legacy-run"
 IMG16_FILE = EXAMPLE_RUN / "start_2023-06-08T04:30:29Z.dp_img16.bpp_2.module_1.seqno_0.pff"
 PH256_FILE = EXAMPLE_RUN / "start_2023-08-02T00:39:53Z.dp_ph256.bpp_2.module_254.seqno_0.pff"
 LEGACY_PH256 = LEGACY_RUN / "start_2025-08-02T04-31-52Z.dp_ph256.bpp_2.module_254.seqno_0.pff"
-SINGLE_PH256 = (DATA / "single-files"
-                / "start_2025-08-02T05:31:36Z.dp_ph256.bpp_2.module_254.seqno_0.pff")
+SINGLE_PH256 = (
+    DATA / "single-files" / "start_2025-08-02T05:31:36Z.dp_ph256.bpp_2.module_254.seqno_0.pff"
+)
 REAL_PFF_FILES = [IMG16_FILE, PH256_FILE, LEGACY_PH256, SINGLE_PH256]
 
 

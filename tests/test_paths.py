@@ -21,7 +21,9 @@ def test_time_separator_variants(name, start):
 
 
 def test_fields_and_stream_key():
-    p = parse_pff_name("start_2025-08-02T04_34_46Z.dp_ph256.bpp_2.module_254.seqno_3.debug_TRUNCATED.pff")
+    p = parse_pff_name(
+        "start_2025-08-02T04_34_46Z.dp_ph256.bpp_2.module_254.seqno_3.debug_TRUNCATED.pff"
+    )
     assert (p.data_product, p.bpp, p.module, p.seqno) == ("ph256", 2, 254, 3)
     assert p.extra == {"debug": "TRUNCATED"}
     assert p.stream == "dp_ph256.bpp_2.module_254.debug_TRUNCATED"

@@ -1,6 +1,7 @@
 """The seed (pypff) API on real files, against the naive reader and, where right, pypff."""
 
 import gc
+import itertools
 import pickle
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def test_read_images_variants(real):
 def test_metadata_and_timestamps_match_naive(real):
     seq, truth = real
     flats = [naive_flat(h) for h in truth.headers]
-    keys = list(seq.product.header_fields) + ["unix_t_ns", "time_quality"]
+    keys = [*list(seq.product.header_fields), "unix_t_ns", "time_quality"]
     meta = seq.get_metadata_arrays(keys)
     times = [naive_unix_t_ns(f, truth.product) for f in flats]
     for k in seq.product.header_fields:
@@ -84,7 +85,7 @@ def test_metadata_and_timestamps_match_naive(real):
     idx = np.array([4, 0, 4, len(flats) - 1])
     assert seq.timestamps(idx).tolist() == [times[i][0] for i in idx]
     assert seq.timestamp_at(3) == times[3][0]
-    sub = seq.get_metadata_arrays(keys[:2] + ["unix_t_ns"], indices=idx)
+    sub = seq.get_metadata_arrays([*keys[:2], "unix_t_ns"], indices=idx)
     assert sub[keys[0]].tolist() == [flats[i][keys[0]] for i in idx]
     sl = seq.get_metadata_arrays(["unix_t_ns"], slice_obj=slice(2, 20, 3))["unix_t_ns"]
     assert sl.tolist() == [times[i][0] for i in range(2, 20, 3)]
@@ -111,8 +112,11 @@ def test_seek_time(real):
     for i in (0, len(ts) // 3, len(ts) - 1):
         j = seq.seek_time(int(ts[i]))
         assert ts[j] == ts[i]
-        assert abs(int(ts[seq.seek_time(int(ts[i]) + 1)]) - int(ts[i]) - 1) <= abs(
-            int(ts[i]) - int(ts[i]) - 1) or True
+        assert (
+            abs(int(ts[seq.seek_time(int(ts[i]) + 1)]) - int(ts[i]) - 1)
+            <= abs(int(ts[i]) - int(ts[i]) - 1)
+            or True
+        )
     t = int(ts[len(ts) // 2]) + 7
     best = int(np.argmin(np.abs(ts - t)))
     assert abs(int(ts[seq.seek_time(t)]) - t) == abs(int(ts[best]) - t)
@@ -128,7 +132,10 @@ def test_get_frame_and_validated():
     assert header == truth.headers[7]
     np.testing.assert_array_equal(image, truth.images[7])
     hdr, _ = seq.get_frame_validated(7)
-    assert isinstance(hdr, ModuleHeader) and hdr.quabo_1.pkt_num == truth.headers[7]["quabo_1"]["pkt_num"]
+    assert (
+        isinstance(hdr, ModuleHeader)
+        and hdr.quabo_1.pkt_num == truth.headers[7]["quabo_1"]["pkt_num"]
+    )
     ph, _ = PFFSequence([PH256_FILE]).get_frame_validated(-1)
     assert isinstance(ph, QuaboHeader)
     assert seq.verify_metadata_offsets(50)
@@ -142,9 +149,12 @@ def test_byte_ranges_cover_every_frame_exactly_once():
     size = IMG16_FILE.stat().st_size
     truth = naive_read(IMG16_FILE).images
     for step in (1000, 2540, 4097, 100_000, size):
-        cuts = list(range(0, size, step)) + [size]
-        parts = [b.copy() for lo, hi in zip(cuts, cuts[1:], strict=False)
-                 for b in seq.iter_byte_range(0, lo, hi, batch_size=64)]
+        cuts = [*list(range(0, size, step)), size]
+        parts = [
+            b.copy()
+            for lo, hi in itertools.pairwise(cuts)
+            for b in seq.iter_byte_range(0, lo, hi, batch_size=64)
+        ]
         got = np.concatenate(parts) if parts else np.empty((0, 32, 32))
         assert len(got) == len(truth), f"step {step}: {len(got)} frames for {len(truth)}"
         np.testing.assert_array_equal(got, truth)
@@ -214,8 +224,9 @@ def test_matches_pypff_where_pypff_is_right():
         a, b = theirs.get_metadata_arrays(keys), ours.get_metadata_arrays(keys)
         for k in keys:
             np.testing.assert_array_equal(a[k], b[k])
-        np.testing.assert_array_equal(theirs.read_images_range(0, len(theirs)),
-                                      ours.read_images_range())
+        np.testing.assert_array_equal(
+            theirs.read_images_range(0, len(theirs)), ours.read_images_range()
+        )
         ok = ours.timestamp_quality() == 0  # pypff ignores desync and missing quabos
         np.testing.assert_array_equal(theirs.timestamps()[ok], ours.timestamps()[ok])
         theirs.close()

@@ -27,7 +27,9 @@ def test_wr_cases_by_hand():
     assert unix_t_ns_scalar(T, 1000, 999, tai_low(T)) == (T * 10**9 + 999, QUALITY_OK)
     # d = 1: the packet left in the previous second, arrived after the tick.
     assert unix_t_ns_scalar(T, 2000, 999_999_000, tai_low(T - 1)) == (
-        (T - 1) * 10**9 + 999_999_000, QUALITY_OK)
+        (T - 1) * 10**9 + 999_999_000,
+        QUALITY_OK,
+    )
     # d = 1023: host clock behind.
     assert unix_t_ns_scalar(T, 999_000, 5, tai_low(T + 1)) == ((T + 1) * 10**9 + 5, QUALITY_OK)
     # anything else: desync, host second kept and flagged.
@@ -36,16 +38,13 @@ def test_wr_cases_by_hand():
 
 
 def test_no_wr_cases_by_hand():
-    assert unix_t_ns_scalar(T, 1, 999_999_999, 0) == ((T - 1) * 10**9 + 999_999_999,
-                                                      QUALITY_NO_WR)
+    assert unix_t_ns_scalar(T, 1, 999_999_999, 0) == ((T - 1) * 10**9 + 999_999_999, QUALITY_NO_WR)
     assert unix_t_ns_scalar(T, 999_999, 1, 0) == ((T + 1) * 10**9 + 1, QUALITY_NO_WR)
-    assert unix_t_ns_scalar(T, 500_000, 400_000_000, 0) == (T * 10**9 + 400_000_000,
-                                                            QUALITY_NO_WR)
+    assert unix_t_ns_scalar(T, 500_000, 400_000_000, 0) == (T * 10**9 + 400_000_000, QUALITY_NO_WR)
 
 
 def test_int64_exact_beyond_float_precision():
-    ns, _ = unix_t_ns(np.array([T]), np.array([0]), np.array([123_456_789]),
-                      np.array([tai_low(T)]))
+    ns, _ = unix_t_ns(np.array([T]), np.array([0]), np.array([123_456_789]), np.array([tai_low(T)]))
     assert ns.dtype == np.int64 and int(ns[0]) == T * 10**9 + 123_456_789
     assert float(T * 10**9 + 123_456_789) != T * 10**9 + 123_456_789  # floats would lose it
 
@@ -63,17 +62,22 @@ def test_vectorised_matches_naive(rows):
     arr = np.array(rows, dtype=np.int64)
     ns, flags = unix_t_ns(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
     for i, (s, us, nsec, tai) in enumerate(rows):
-        truth = naive_unix_t_ns({"tv_sec": s, "tv_usec": us, "pkt_nsec": nsec, "pkt_tai": tai},
-                                "quabo")
+        truth = naive_unix_t_ns(
+            {"tv_sec": s, "tv_usec": us, "pkt_nsec": nsec, "pkt_tai": tai}, "quabo"
+        )
         assert (int(ns[i]), int(flags[i])) == truth
         assert (int(ns[i]), int(flags[i])) == unix_t_ns_scalar(s, us, nsec, tai)
 
 
-@given(st.lists(st.tuples(packets, st.lists(st.booleans(), min_size=4, max_size=4)),
-                min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(packets, st.lists(st.booleans(), min_size=4, max_size=4)), min_size=1, max_size=30
+    )
+)
 def test_module_uses_first_present_quabo(frames):
-    meta = {f"quabo_{q}.{f}": [] for q in range(4)
-            for f in ("tv_sec", "tv_usec", "pkt_nsec", "pkt_tai")}
+    meta = {
+        f"quabo_{q}.{f}": [] for q in range(4) for f in ("tv_sec", "tv_usec", "pkt_nsec", "pkt_tai")
+    }
     flats = []
     for (s, us, nsec, tai), present in frames:
         flat = {}
@@ -89,8 +93,11 @@ def test_module_uses_first_present_quabo(frames):
 
 
 def test_missing_quabo_0_uses_quabo_1():
-    meta = {f"quabo_{q}.{f}": np.array([0 if q == 0 else v]) for q in range(4)
-            for f, v in (("tv_sec", T), ("tv_usec", 10), ("pkt_nsec", 7), ("pkt_tai", tai_low(T)))}
+    meta = {
+        f"quabo_{q}.{f}": np.array([0 if q == 0 else v])
+        for q in range(4)
+        for f, v in (("tv_sec", T), ("tv_usec", 10), ("pkt_nsec", 7), ("pkt_tai", tai_low(T)))
+    }
     ns, flags = module_unix_t_ns(meta)
     assert int(ns[0]) == T * 10**9 + 7
     assert int(flags[0]) == QUALITY_QUABO_MISSING
