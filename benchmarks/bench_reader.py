@@ -161,13 +161,18 @@ def check_same_answers(path: Path) -> None:
 
 
 def rss_probe(path: Path) -> int:
+    """Peak RSS (bytes) of a fresh process streaming ``path``.
+
+    Reads VmHWM from /proc: ``ru_maxrss`` is inherited across fork/exec on
+    Linux and would report the benchmark parent's peak instead.
+    """
     code = (
-        "import resource, numpy as np\n"
+        "import numpy as np\n"
         "from pfflake import PFFSequence\n"
         f"seq = PFFSequence([{str(path)!r}])\n"
         "s = 0\n"
         "for b in seq.iter_batches(4096): s += int(b.sum(dtype=np.int64))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) * 1024

@@ -413,7 +413,23 @@ class PFFFile:
         return self.gather_images(np.arange(start, start + count, dtype=np.int64))
 
     def gather_images(self, local: np.ndarray) -> np.ndarray:
-        """Pixels of arbitrary local frames, as a new array in the given order."""
+        """Pixels of arbitrary local frames, as a new array in the given order.
+
+        Contiguous files: one fancy-indexing copy from a strided view of the
+        whole file, after checking the delimiters of just those frames.
+        """
+        local = np.asarray(local, dtype=np.int64)
+        if self.contiguous and len(local):
+            fs, h, buf = self.frame_size, self.layout.header_size, self.buffer
+            starts = local * fs
+            bad = (buf[starts] != ord("{")) | (buf[starts + h] != ord("*"))
+            if bad.any():
+                k = int(local[np.flatnonzero(bad)[0]])
+                self._raise_structure(k, 1)
+            shape = (self.n_frames, *self.product.image_shape)
+            item = self.product.dtype.itemsize
+            whole = np.ndarray(shape, self.product.dtype, buf, h + 1, (fs, shape[2] * item, item))
+            return whole[local]
         offsets = self.image_offsets(local)
         dtype = self.product.dtype
         nbytes = self.product.image_bytes
@@ -477,25 +493,20 @@ class PFFFile:
         if missing:
             raise KeyError(f"{self.path.name}: no header field(s) {missing}")
         buf = self.buffer
-        out = {k: np.empty(count, dtype=np.int64) for k in keys}
-        for lo in range(0, count, WINDOW_FRAMES):
-            cnt = min(WINDOW_FRAMES, count - lo)
-            base = (start + lo) * fs
-            values, bad = decode_fixed(buf, base, cnt, fs, layout, keys, self._plan(keys))
-            for k in keys:
-                out[k][lo : lo + cnt] = values[k]
-            for j in np.flatnonzero(bad):
-                k = start + lo + int(j)
-                if self._keep is not None and k not in self._keep:
-                    continue  # a known damaged frame inside the requested span
-                flat = self._parse_fixed_frame(k * fs, layout, k)
-                if check_delimiters(buf, k * fs, 1, fs, layout)[0]:
-                    raise CorruptFrameError(
-                        "frame delimiters out of place", path=self.path, frame=k, offset=k * fs
-                    )
-                for key in keys:
-                    out[key][lo + j] = flat[key]
-            self.release_pages(base, base + cnt * fs)
+        out, bad = decode_fixed(
+            buf, start * fs, count, fs, layout, keys, self._plan(keys), done=self.release_pages
+        )
+        for j in np.flatnonzero(bad):
+            k = start + int(j)
+            if self._keep is not None and k not in self._keep:
+                continue  # a known damaged frame inside the requested span
+            flat = self._parse_fixed_frame(k * fs, layout, k)
+            if check_delimiters(buf, k * fs, 1, fs, layout)[0]:
+                raise CorruptFrameError(
+                    "frame delimiters out of place", path=self.path, frame=k, offset=k * fs
+                )
+            for key in keys:
+                out[key][j] = flat[key]
         return out
 
     def _plan(self, keys: list[str]) -> DecodePlan:

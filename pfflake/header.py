@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,9 +191,18 @@ class DecodePlan:
         self.delim_expect = np.frombuffer(layout.template + b"*", dtype=np.uint8)[self.delim_pos]
 
     def decode(
-        self, buf: np.ndarray, base: int, n: int, frame_size: int
+        self,
+        buf: np.ndarray,
+        base: int,
+        n: int,
+        frame_size: int,
+        done: Callable[[int, int], None] | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Values (int64 per key) and a bad-frame mask for ``n`` frames from byte ``base``."""
+        """Values (int64 per key) and a bad-frame mask for ``n`` frames from byte ``base``.
+
+        ``done(byte_start, byte_stop)`` is called (from worker threads) as
+        stretches of the input are finished, so callers can release pages.
+        """
         out = np.empty((len(self.order), n), dtype=np.int64)
         bad = np.empty(n, dtype=bool)
         if n > _PARALLEL_ABOVE:
@@ -202,22 +211,23 @@ class DecodePlan:
             half = (n // 2 // _WINDOW) * _WINDOW
             with ThreadPoolExecutor(2) as pool:
                 jobs = [
-                    pool.submit(self._run, buf, base, frame_size, lo, hi, out, bad)
+                    pool.submit(self._run, buf, base, frame_size, lo, hi, out, bad, done)
                     for lo, hi in ((0, half), (half, n))
                 ]
                 for job in jobs:
                     job.result()
         else:
-            self._run(buf, base, frame_size, 0, n, out, bad)
+            self._run(buf, base, frame_size, 0, n, out, bad, done)
         return {k: out[j] for j, k in enumerate(self.order)}, bad
 
-    def _run(self, buf, base, frame_size, lo, hi, out, bad) -> None:
+    def _run(self, buf, base, frame_size, lo, hi, out, bad, done) -> None:
         win = min(_WINDOW, max(hi - lo, 1))
         nw, k, m = len(self.offsets), len(self.order), self.n_wide
         rows_buf = np.empty((win, self.row), dtype=np.uint8)
         words_buf = np.empty((win, nw), dtype=np.uint64)
         pairs_buf = np.empty((win, nw * 4), dtype=np.uint16)
         tmp_buf = np.empty((win, nw), dtype=np.uint64)
+        released = lo
         for s in range(lo, hi, win):
             c = min(win, hi - s)
             rows = rows_buf[:c]
@@ -248,6 +258,9 @@ class DecodePlan:
                 np.multiply(value[:, k:], np.uint64(100_000_000), out=tmp[:, :m])
                 np.add(value[:, :m], tmp[:, :m], out=value[:, :m])
             out[:, s : s + c] = value[:, :k].T
+            if done is not None and (s + c - released >= 16 * win or s + c == hi):
+                done(base + released * frame_size, base + (s + c) * frame_size)
+                released = s + c
 
 
 def decode_fixed(
@@ -258,6 +271,7 @@ def decode_fixed(
     layout: HeaderLayout,
     keys: Iterable[str],
     plan: DecodePlan | None = None,
+    done: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Decode ``keys`` for ``n`` consecutive frames starting at byte ``base`` of ``buf``.
 
@@ -266,7 +280,7 @@ def decode_fixed(
     values are meaningless; re-parse those frames with :func:`parse_header`).
     """
     plan = plan or DecodePlan(layout, keys)
-    return plan.decode(buf, base, n, frame_size)
+    return plan.decode(buf, base, n, frame_size, done)
 
 
 def check_delimiters(buf, base: int, n: int, frame_size: int, layout: HeaderLayout) -> np.ndarray:

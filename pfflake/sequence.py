@@ -35,7 +35,7 @@ from .file import FileInfo, PFFFile, file_info
 from .header import parse_header
 from .paths import parse_pff_name
 from .products import DataProduct, get_product
-from .timestamps import frame_unix_t_ns, timing_fields
+from .timestamps import frame_times, primary_timing_fields
 
 UNIX_T_NS = "unix_t_ns"
 TIME_QUALITY = "time_quality"
@@ -263,12 +263,7 @@ class PFFSequence:
             sel = fidx == f
             pos = order[sel]
             loc = local[sel]
-            pf = self._file(int(f))
-            lo, hi = int(loc[0]), int(loc[-1]) + 1
-            if pf.contiguous and hi - lo <= 4 * len(loc):
-                out[pos] = pf.images(lo, hi - lo)[loc - lo]
-            else:
-                out[pos] = pf.gather_images(loc)
+            out[pos] = self._file(int(f)).gather_images(loc)
         return out
 
     def read_images_range(self, start: int = 0, count: int | None = None) -> np.ndarray:
@@ -321,8 +316,9 @@ class PFFSequence:
         self, f: int, lo: int, hi: int, size: int, with_headers: bool, with_timestamps: bool
     ) -> Iterator[Any]:
         keys = list(self.product.header_fields) if with_headers else []
+        kind = self.product.header_kind
         if with_timestamps:
-            keys += [k for k in timing_fields(self.product.header_kind) if k not in keys]
+            keys += [k for k in primary_timing_fields(kind) if k not in keys]
         for start in range(lo, hi, size):
             pf = self._file(f)
             count = min(size, hi - start)
@@ -331,7 +327,10 @@ class PFFSequence:
                 yield images
             else:
                 meta = pf.decode(keys, start, count)
-                ts = frame_unix_t_ns(meta, self.product.header_kind)[0]
+                if with_timestamps:
+                    ts = frame_times(
+                        meta, kind, lambda k, rows, pf=pf, s=start: pf.decode_at(k, rows + s)
+                    )[0]
                 if with_headers:
                     headers = {k: meta[k] for k in self.product.header_fields}
                     yield (images, headers, ts) if with_timestamps else (images, headers)
@@ -406,18 +405,25 @@ class PFFSequence:
         want = list(keys)
         real = [self._resolve(k) for k in want if k not in _VIRTUAL]
         virtual = [k for k in want if k in _VIRTUAL]
-        fetch = list(
-            dict.fromkeys(real + (timing_fields(self.product.header_kind) if virtual else []))
-        )
+        kind = self.product.header_kind
+        fetch = list(dict.fromkeys(real + (primary_timing_fields(kind) if virtual else [])))
         if slice_obj is not None:
             indices = np.arange(*slice_obj.indices(self._total_frames))
         if indices is None:
             raw = self._decode_all(fetch)
+
+            def rows_of(keys: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+                return self._decode_at(keys, rows)
         else:
-            raw = self._decode_at(fetch, self._normalize(indices))
+            idx = self._normalize(indices)
+            raw = self._decode_at(fetch, idx)
+
+            def rows_of(keys: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+                return self._decode_at(keys, idx[rows])
+
         out: dict[str, np.ndarray] = {}
         if virtual:
-            ts, quality = frame_unix_t_ns(raw, self.product.header_kind)
+            ts, quality = frame_times(raw, kind, rows_of)
             raw[UNIX_T_NS], raw[TIME_QUALITY] = ts, quality
         for k in want:
             out[k] = raw[k] if k in _VIRTUAL else raw[self._resolve(k)]

@@ -19,7 +19,7 @@ nanoseconds at ~1.7e9 s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -122,3 +122,44 @@ def timing_fields(header_kind: str) -> list[str]:
     if header_kind == "module":
         return [f"quabo_{q}.{f}" for q in range(4) for f in base]
     return list(base)
+
+
+def primary_timing_fields(header_kind: str) -> list[str]:
+    """The fields needed for frame times when quabo_0 sent a packet (the common case).
+
+    Module frames need every quabo's ``tv_sec`` (to see which are present)
+    but the other timing fields of quabo_0 only; see :func:`frame_times`.
+    """
+    if header_kind != "module":
+        return timing_fields(header_kind)
+    return [f"quabo_{q}.tv_sec" for q in range(4)] + [
+        f"quabo_0.{f}" for f in ("tv_usec", "pkt_nsec", "pkt_tai")
+    ]
+
+
+def frame_times(
+    meta: Mapping[str, np.ndarray],
+    header_kind: str,
+    fetch_rows: Callable[[list[str], np.ndarray], Mapping[str, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame times from :func:`primary_timing_fields`, fetching more only where needed.
+
+    ``fetch_rows(keys, rows)`` must return the named fields for the given row
+    positions of ``meta``; it is called only for module frames whose quabo_0
+    sent nothing, so the common case decodes 7 fields instead of 16.
+    """
+    if header_kind != "module":
+        return frame_unix_t_ns(meta, header_kind)
+    rest = [f"quabo_{q}.{f}" for q in (1, 2, 3) for f in ("tv_usec", "pkt_nsec", "pkt_tai")]
+    full = dict(meta)
+    rows = np.flatnonzero(np.asarray(meta["quabo_0.tv_sec"]) == 0)
+    need = [k for k in rest if k not in meta]
+    if need:
+        n = len(meta["quabo_0.tv_sec"])
+        for k in need:
+            full[k] = np.zeros(n, dtype=np.int64)
+        if rows.size:
+            extra = fetch_rows(need, rows)
+            for k in need:
+                full[k][rows] = extra[k]
+    return module_unix_t_ns(full)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,8 +44,18 @@ FIELD_MAX: dict[str, int] = {
     for name, width in FIELD_WIDTHS.items()
 }
 
-_PRINTF = {"pkt_num": "u", "pkt_tai": "u", "pkt_nsec": "u", "tv_sec": "li", "tv_usec": "li"}
-_PRINTF["quabo_num"] = "u"
+#: printf conversion of each field in the DAQ's format string (after the width).
+_PRINTF = {
+    "quabo_num": "u",
+    "pkt_num": "u",
+    "pkt_tai": "u",
+    "pkt_nsec": "u",
+    "tv_sec": "li",
+    "tv_usec": "li",
+}
+
+#: Bytes per ``write`` call: a few MB keeps each kernel copy cache-sized.
+_WRITE_SLICE_BYTES = 4 << 20
 
 #: Frames per internal block of :meth:`PFFWriter.write_frames` (bounds its memory).
 DEFAULT_CHUNK_FRAMES = 8192
@@ -127,12 +138,15 @@ def fixed_layout(data_product: str) -> FixedLayout:
 # ---------------------------------------------------------------------------- header checks
 
 
-def flatten_header(header: Mapping[str, Any], product: DataProduct) -> dict[str, int]:
+def flatten_header(
+    header: Mapping[str, Any], product: DataProduct, frame: int = 0
+) -> dict[str, int]:
     """A header as ``{dotted key: int}`` in the product's canonical field order.
 
     Accepts pypff-style nested module headers (``{"quabo_0": {"pkt_num": ...}}``),
     already-dotted keys, or a flat ph256 header. Missing, unexpected,
-    non-integer, negative or too-wide values raise ``ValueError``/``TypeError``.
+    non-integer, negative or too-wide values raise ``ValueError``/``TypeError``
+    naming ``frame``.
     """
     flat: dict[str, Any] = {}
     for key, value in header.items():
@@ -146,7 +160,8 @@ def flatten_header(header: Mapping[str, Any], product: DataProduct) -> dict[str,
     extra = [k for k in flat if k not in expected]
     if missing or extra:
         raise ValueError(
-            f"{product.name} header fields do not match: missing {missing}, unexpected {extra}"
+            f"frame {frame}: {product.name} header fields do not match: "
+            f"missing {missing}, unexpected {extra}"
         )
     out = {}
     for key in expected:
@@ -156,30 +171,35 @@ def flatten_header(header: Mapping[str, Any], product: DataProduct) -> dict[str,
             value = operator.index(flat[key])
         except TypeError:
             raise TypeError(
-                f"header field {key} must be an integer, got {type(flat[key]).__name__} "
-                f"{flat[key]!r}"
+                f"frame {frame}: header field {key} must be an integer, "
+                f"got {type(flat[key]).__name__} {flat[key]!r}"
             ) from None
-        _check_range(key, value, value)
+        _check_range(key, np.array([value]), frame)
         out[key] = value
     return out
 
 
-def _check_range(key: str, lo: int, hi: int) -> None:
+def _check_range(key: str, values: np.ndarray, first_frame: int) -> None:
+    """Raise naming the first frame whose ``key`` value does not fit the DAQ printf width."""
     name = _base_field(key)
-    if lo < 0 or hi > FIELD_MAX[name]:
-        bad = lo if lo < 0 else hi
+    if values.size and (values.min() < 0 or values.max() > FIELD_MAX[name]):
+        i = int(np.flatnonzero((values < 0) | (values > FIELD_MAX[name]))[0])
         raise ValueError(
-            f"header field {key} = {bad} does not fit its DAQ format "
-            f"%{FIELD_WIDTHS[name]}{_PRINTF[name]} (allowed 0..{FIELD_MAX[name]})"
+            f"frame {first_frame + i}: header field {key} = {values[i]} does not fit its "
+            f"DAQ format %{FIELD_WIDTHS[name]}{_PRINTF[name]} (allowed 0..{FIELD_MAX[name]})"
         )
 
 
 def check_header_arrays(
-    header_arrays: Mapping[str, np.ndarray], product: DataProduct, n_frames: int
+    header_arrays: Mapping[str, np.ndarray],
+    product: DataProduct,
+    n_frames: int,
+    first_frame: int = 0,
 ) -> dict[str, np.ndarray]:
     """Validate bulk header columns: every field present, integer, length ``n_frames``, in range.
 
-    Returns int64 arrays (views when the input already is int64).
+    Returns int64 arrays (views when the input already is int64). Errors name
+    the offending frame counting from ``first_frame``.
     """
     expected = product.header_fields
     missing = [k for k in expected if k not in header_arrays]
@@ -198,8 +218,7 @@ def check_header_arrays(
                 f"header array {key} has shape {column.shape}, expected ({n_frames},) "
                 "(one value per image)"
             )
-        if n_frames:
-            _check_range(key, int(column.min()), int(column.max()))
+        _check_range(key, column, first_frame)
         out[key] = column.astype(np.int64, copy=False)
     return out
 
@@ -207,7 +226,7 @@ def check_header_arrays(
 def check_images(images: np.ndarray, product: DataProduct, *, single: bool = False) -> np.ndarray:
     """Images as a C-contiguous array of the product's exact dtype; never casts silently."""
     images = np.asarray(images)
-    shape = product.image_shape if single else (len(images), *product.image_shape)
+    shape = product.image_shape if single else (*images.shape[:1], *product.image_shape)
     if images.dtype != product.dtype:
         raise ValueError(
             f"{product.name} pixels must be {product.dtype} ({product.dtype.str}), "
@@ -223,6 +242,7 @@ def check_images(images: np.ndarray, product: DataProduct, *, single: bool = Fal
 
 
 # ---------------------------------------------------------------------------- encoders
+
 
 def _ascii4(fmt: str) -> np.ndarray:
     """4-digit groups 0..9999 formatted with ``fmt`` as packed little-endian uint32 ASCII."""
@@ -330,16 +350,28 @@ class PFFWriter:
             raise ValueError(f"PFFWriter for {self.path} is closed")
         return self._file
 
+    @contextmanager
+    def _in_file(self) -> Iterator[None]:
+        """Prefix check errors with this writer's path (same exception type)."""
+        try:
+            yield
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"file {self.path}, {error}") from None
+
     def _emit(self, data: bytes | memoryview, n_frames: int) -> None:
-        self._out().write(data)
+        out = self._out()
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), _WRITE_SLICE_BYTES):
+            out.write(view[start : start + _WRITE_SLICE_BYTES])
         self.frames_written += n_frames
-        self.bytes_written += len(data) if isinstance(data, bytes) else data.nbytes
+        self.bytes_written += len(view)
 
     # scalar path -----------------------------------------------------------
     def encode_frame(self, header: Mapping[str, Any], image: np.ndarray) -> bytes:
         """One frame's bytes (header, ``*``, pixels) without writing them."""
-        values = flatten_header(header, self.product)
-        pixels = check_images(image, self.product, single=True)
+        with self._in_file():
+            values = flatten_header(header, self.product, self.frames_written)
+            pixels = check_images(image, self.product, single=True)
         return encode_header(values, self.product, fixed_width=self.fixed_width) + pixels.tobytes()
 
     def write_frame(self, header: Mapping[str, Any], image: np.ndarray) -> None:
@@ -349,7 +381,7 @@ class PFFWriter:
     def write_partial_frame(
         self, header: Mapping[str, Any], image: np.ndarray, keep_bytes: int
     ) -> None:
-        """Append only the first ``keep_bytes`` bytes of a frame, as when recording stops mid-frame."""
+        """Append the first ``keep_bytes`` bytes of a frame, as when recording stops mid-frame."""
         frame = self.encode_frame(header, image)
         if not 0 < keep_bytes < len(frame):
             raise ValueError(f"keep_bytes must be in 1..{len(frame) - 1}, got {keep_bytes}")
@@ -364,8 +396,11 @@ class PFFWriter:
         blocks of ``chunk_frames`` frames, so memory stays bounded whatever N.
         Compact mode formats JSON per frame (slow; meant for tests).
         """
-        images = check_images(images, self.product)
-        columns = check_header_arrays(header_arrays, self.product, len(images))
+        with self._in_file():
+            images = check_images(images, self.product)
+            columns = check_header_arrays(
+                header_arrays, self.product, len(images), self.frames_written
+            )
         if not self.fixed_width:
             keys = self.product.header_fields
             for i in range(len(images)):
@@ -375,8 +410,10 @@ class PFFWriter:
             return
         for start in range(0, len(images), self.chunk_frames):
             stop = min(start + self.chunk_frames, len(images))
-            block = self._fill_block({k: c[start:stop] for k, c in columns.items()}, images[start:stop])
-            self._emit(memoryview(block).cast("B"), stop - start)
+            block = self._fill_block(
+                {k: c[start:stop] for k, c in columns.items()}, images[start:stop]
+            )
+            self._emit(memoryview(block), stop - start)
 
     def _fill_block(self, columns: Mapping[str, np.ndarray], images: np.ndarray) -> np.ndarray:
         layout = self.layout

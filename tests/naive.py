@@ -83,7 +83,7 @@ def naive_read(path: str | Path, product: str | None = None) -> NaiveFile:
 
 
 def naive_flat(header: dict) -> dict[str, int]:
-    """Flatten a module header to pypff's dotted keys (``quabo_0.pkt_num``); ph256 is already flat."""
+    """Flatten a module header to pypff's dotted keys (``quabo_0.pkt_num``); ph256 stays flat."""
     flat = {}
     for key, value in header.items():
         if isinstance(value, dict):
@@ -135,7 +135,7 @@ def naive_unix_t_ns(flat: dict[str, int], product_kind: str) -> tuple[int, int]:
 
 
 def naive_hk(path: str | Path) -> list[tuple[str, dict]]:
-    """``(device, fields)`` for every complete text block of an hk.pff; a cut-off tail is dropped."""
+    """``(device, fields)`` of every complete hk.pff text block; a cut-off tail is dropped."""
     data = Path(path).read_bytes()
     blocks = data.split(b"\n\n")
     complete = blocks[:-1]  # the last piece is either empty or a block cut short
