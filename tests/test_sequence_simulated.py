@@ -1,4 +1,4 @@
-"""The reader on simulated runs of every product, against the naive parser and the simulator's truth."""
+"""The reader on simulated runs of every product, against the naive parser and the truth."""
 
 import warnings
 
