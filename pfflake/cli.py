@@ -93,6 +93,65 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
             console.print(extra)
 
 
+@app.command()
+def ingest(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (.pffd) to ingest."),
+    lake: Path = typer.Option(..., "--lake", help="Lake directory (created if missing)."),
+    workers: int = typer.Option(0, help="Worker processes (0: all cores)."),
+    lenient: bool = typer.Option(False, help="Skip damaged frames instead of failing."),
+    threshold: float = typer.Option(None, help="Pixel value counted by pixels_above."),
+    progress: bool = typer.Option(None, help="Progress bar (default: on a terminal)."),
+) -> None:
+    """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit."""
+    from .lake import Lake
+
+    for d in run_dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"run directory not found: {d}")
+    result = Lake(lake).ingest(
+        run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
+        progress=progress,
+    )
+    print(result.summary())
+
+
+@app.command()
+def fsck(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    repair: bool = typer.Option(False, help="Remove uncommitted leftovers."),
+) -> None:
+    """Check committed files against the log and find leftovers of interrupted ingests."""
+    from .lake import Lake
+
+    if not lake.is_dir():
+        raise FileNotFoundError(f"lake not found: {lake}")
+    report = Lake(lake).fsck(repair=repair)
+    for line in report.errors:
+        print(f"ERROR {line}")
+    for line in report.leftovers:
+        print(f"leftover {line}")
+    for line in report.repaired:
+        print(f"repaired {line}")
+    print(report.summary())
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+@app.command()
+def zarr(
+    run_dir: Path = typer.Argument(..., help="Run directory (.pffd)."),
+    out_dir: Path = typer.Argument(..., help="Output directory for the .zarr stores."),
+    codec: str = typer.Option("zstd", help="zstd, blosc-zstd, blosc-lz4, gzip or none."),
+    level: int = typer.Option(3, help="Compression level."),
+    overwrite: bool = typer.Option(False, help="Replace existing stores."),
+) -> None:
+    """Convert a run to Zarr v3 stores (pypff's `pypff zarr` layout)."""
+    from .zarr import convert_run
+
+    for store in convert_run(run_dir, out_dir, codec=codec, level=level, overwrite=overwrite):
+        print(store)
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line unless --debug."""
     try:

@@ -36,7 +36,7 @@ FIELD_DTYPES: dict[str, str] = {
     "pkt_tai": "uint16",
     "pkt_nsec": "uint32",
     "tv_sec": "int64",
-    "tv_usec": "int32",
+    "tv_usec": "uint32",
 }
 
 

@@ -564,6 +564,24 @@ class PFFSequence:
                     return False
         return True
 
+    # -- Arrow ------------------------------------------------------------------
+
+    def to_arrow(self, batch_size: int = 65_536, images: bool = True, stats: bool = True):
+        """Frames as a streaming ``pyarrow.RecordBatchReader`` (schema: :mod:`pfflake.schema`).
+
+        Header fields become columns, the image a ``fixed_shape_tensor``
+        column; memory is bounded by ``batch_size``.
+        """
+        from .arrow import to_arrow
+
+        return to_arrow(self, batch_size=batch_size, images=images, stats=stats)
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """Arrow PyCapsule stream: ``polars.from_arrow(seq)``, ``duckdb.sql("... from seq")``."""
+        from .arrow import arrow_c_stream
+
+        return arrow_c_stream(self, requested_schema)
+
     # -- reporting --------------------------------------------------------------
 
     def info(self) -> SequenceInfo:

@@ -1,0 +1,809 @@
+"""The lake: runs ingested into Parquet (frame metadata) and Zarr v3 (pixels).
+
+Layout under the lake root::
+
+    _pfflake_log/<version>.json          commits (see pfflake.log)
+    _staging/<txn>/...                   data files being written
+    frames/data_product=<dp>/module=<m>/<run>.<first>-<last>.<txn>.parquet
+    runs/<txn>.parquet  files/<txn>.parquet  hk/<run>.<txn>.parquet
+    zarr/<run>/<run>.<stream>.zarr       pypff-compatible stores (convert_run layout)
+
+An ingest writes every Parquet file under ``_staging``, writes pixels into
+Zarr regions beyond what is committed, moves the Parquet files into place,
+and then publishes one commit. Readers use only the files a commit names and
+only the frames a commit counts, so a crash at any moment leaves the lake
+reading as its last commit; the next ingest redoes the rest (every frame
+exactly once), and :meth:`Lake.fsck` reports or removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import schema as S
+from .file import PFFWarning
+from .log import (
+    CommitConflict,
+    FileState,
+    Snapshot,
+    StreamState,
+    load_snapshot,
+    log_versions,
+    publish_commit,
+)
+from .paths import HK_FILE_NAME, parse_run_name
+
+logger = logging.getLogger(__name__)
+
+STAGING = "_staging"
+TABLES = ("frames", "runs", "files", "hk")
+ROW_GROUP_ROWS = 131_072
+UNIT_FRAMES = 65_536  # target frames per work unit (rounded to Zarr write units)
+_FINGERPRINT_BYTES = 65_536
+
+
+class LakeError(RuntimeError):
+    """An ingest could not complete; the lake still reads as its last commit."""
+
+
+def _fault(point: str) -> None:
+    """Fault-injection hook for the crash tests: ``PFFLAKE_CRASH_AT=<point>`` kills the
+    process with SIGKILL when the ingest reaches ``point`` (no effect otherwise)."""
+    if os.environ.get("PFFLAKE_CRASH_AT") == point:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+CRASH_POINTS = (
+    "planned",  # stores created or resized, nothing written
+    "unit_written",  # after the first work unit (Zarr region + staged Parquet)
+    "units_written",  # all units done, nothing moved
+    "staged",  # runs/files/hk tables staged
+    "published_files",  # data files in place, no commit yet
+    "committed",  # commit published, staging not yet removed
+)
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe token: no path separators, no ``..``, no ``:``.
+
+    Names come from run directories and file names, which the lake does not
+    control; nothing derived from them may point outside the lake root.
+    """
+    token = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    token = re.sub(r"\.{2,}", "_", token).strip(".")
+    return token or "_"
+
+
+# -- tables other than frames ---------------------------------------------------
+
+RUNS_SCHEMA = pa.schema(
+    [
+        pa.field(S.RUN, pa.string()),
+        pa.field("observatory", pa.string()),
+        pa.field("start", pa.timestamp("s", tz="UTC")),
+        pa.field("run_type", pa.string()),
+        pa.field("source_path", pa.string()),
+        pa.field("complete", pa.bool_()),
+        pa.field("configs", pa.string()),  # JSON, credentials redacted
+        pa.field("sw_info", pa.string()),  # JSON
+        pa.field("version", pa.int64()),
+    ]
+)
+
+FILES_SCHEMA = pa.schema(
+    [
+        pa.field(S.RUN, pa.string()),
+        pa.field("file", pa.string()),
+        pa.field(S.DATA_PRODUCT, pa.string()),
+        pa.field(S.MODULE, pa.int32()),
+        pa.field(S.SEQNO, pa.int32()),
+        pa.field("size", pa.int64()),
+        pa.field("frames", pa.int64()),
+        pa.field("damaged_frames", pa.int64()),
+        pa.field("truncated_tail_bytes", pa.int64()),
+        pa.field("fingerprint", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("version", pa.int64()),
+    ]
+)
+
+HK_SCHEMA = pa.schema(
+    [
+        pa.field(S.RUN, pa.string()),
+        pa.field(S.UNIX_T_NS, pa.int64()),
+        pa.field(S.TIME, pa.timestamp("ns", tz="UTC")),
+        pa.field("device", pa.string()),
+        pa.field("field", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("text", pa.string()),
+    ]
+)
+
+
+# -- work units -------------------------------------------------------------------
+
+
+@dataclass
+class UnitTask:
+    """Frames [zarr_start, stop) of one stream: Zarr gets all, Parquet [row_start, stop)."""
+
+    run: str
+    stream: str
+    paths: list[str]
+    strict: bool
+    zarr_start: int
+    row_start: int
+    stop: int
+    store: str
+    staging_file: str
+    threshold: float | None
+    zarr_workers: int
+
+
+@dataclass
+class UnitResult:
+    task: UnitTask
+    rows: int
+    bytes: int
+    min_unix_t_ns: int | None
+    max_unix_t_ns: int | None
+
+
+def _run_unit(task: UnitTask) -> UnitResult:
+    """One work unit; runs in a worker process (or in-process for small ingests)."""
+    from .arrow import frame_batches
+    from .sequence import PFFSequence
+    from .zarr import FrameWriter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        seq = PFFSequence(task.paths, strict=task.strict)
+    header_cols = {S.header_column(f): f for f in seq.product.header_fields}
+    parts: list[pa.RecordBatch] = []
+    with FrameWriter(task.store, task.zarr_start, workers=task.zarr_workers) as zw:
+        for fb in frame_batches(
+            seq,
+            run=task.run,
+            start=task.zarr_start,
+            stop=task.stop,
+            images=False,
+            stats=True,
+            threshold=task.threshold,
+            with_pixels=True,
+        ):
+            b = fb.batch
+            headers = {f: b.column(c).to_numpy() for c, f in header_cols.items()}
+            zw.append(
+                fb.pixels,
+                headers,
+                b.column(S.UNIX_T_NS).to_numpy(),
+                b.column(S.TIME_QUALITY).to_numpy(),
+            )
+            skip = max(0, task.row_start - fb.start)
+            if skip < b.num_rows:
+                parts.append(b.slice(skip))
+    seq.close()
+    table = pa.Table.from_batches(parts) if parts else None
+    if table is None or table.num_rows == 0:
+        return UnitResult(task, 0, 0, None, None)
+    table = table.drop_columns([k for k, _ in S.PARTITION_KEYS])
+    table = table.sort_by(S.UNIX_T_NS)
+    out = Path(task.staging_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        table,
+        out,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+    )
+    _fsync(out)
+    ts = table.column(S.UNIX_T_NS)
+    return UnitResult(
+        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py()
+    )
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fingerprint(path: Path, size: int, last_frame: tuple[int, int] | None) -> str:
+    """Hash of the file's first 64 KiB and of its last ingested frame's bytes.
+
+    Cheap enough for every ingest; detects a source file rewritten under the
+    lake (its prefix changed) without rereading everything.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        h.update(f.read(min(size, _FINGERPRINT_BYTES)))
+        if last_frame is not None:
+            f.seek(last_frame[0])
+            h.update(f.read(last_frame[1]))
+    return h.hexdigest()
+
+
+# -- ingest planning --------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    """What one ingest did (also printed as the CLI's one-line summary)."""
+
+    version: int | None
+    runs: int = 0
+    streams: int = 0
+    frames: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    files_added: int = 0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        v = "no new data" if self.version is None else f"version {self.version}"
+        return (
+            f"ingested {self.runs} run(s), {self.streams} stream(s), {self.frames:,} frames, "
+            f"{self.bytes_read / 1e6:,.1f} MB in {self.seconds:.2f} s "
+            f"({self.mb_per_s:,.0f} MB/s); lake at {v}"
+        )
+
+
+@dataclass
+class _StreamPlan:
+    run: str
+    stream: str
+    seq: Any
+    state: StreamState | None
+    start: int  # first frame not yet committed
+    stop: int
+    store: Path
+    new_store: bool
+    file_states: list[FileState] = field(default_factory=list)
+    file_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Lake:
+    """A pfflake lake at ``path`` (created on first ingest)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path)
+        self._con = None
+        self._con_version: int | None = None
+
+    # -- reading --------------------------------------------------------------
+
+    def snapshot(self, as_of: int | None = None) -> Snapshot:
+        """The committed state (latest, or ``as_of`` a version)."""
+        return load_snapshot(self.root, as_of)
+
+    @property
+    def version(self) -> int:
+        versions = log_versions(self.root)
+        return versions[-1] if versions else 0
+
+    def table_paths(self, table: str, snap: Snapshot | None = None) -> list[Path]:
+        """Committed data files of ``table`` (from the log, never a directory glob)."""
+        snap = snap or self.snapshot()
+        return [self.root / e["path"] for e in snap.table_files(table)]
+
+    def connect(self, snap: Snapshot | None = None):
+        """A new DuckDB connection with the lake's views (``frames``, ``runs``, ``files``,
+        ``hk`` and the derived views in ``sql/views``) over one snapshot."""
+        import duckdb
+
+        from .query import register_views
+
+        con = duckdb.connect()
+        register_views(con, self, snap or self.snapshot())
+        return con
+
+    def sql(self, query: str):
+        """Run SQL over the committed lake; returns a DuckDB relation.
+
+        Reuses one connection while the lake's version is unchanged (a new
+        connection costs ~15 ms; a query on a reused one ~1 ms).
+        """
+        version = self.version
+        if self._con is None or self._con_version != version:
+            if self._con is not None:
+                self._con.close()
+            self._con = self.connect(self.snapshot(version))
+            self._con_version = version
+        return self._con.sql(query)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- ingest ---------------------------------------------------------------
+
+    def ingest(
+        self,
+        run_dirs: Iterable[str | os.PathLike[str]],
+        *,
+        workers: int | None = None,
+        strict: bool = True,
+        threshold: float | None = None,
+        progress: bool | None = None,
+        max_retries: int = 3,
+    ) -> IngestResult:
+        """Add new frames of ``run_dirs`` to the lake in one commit.
+
+        Idempotent and incremental: frames already committed are skipped, a
+        run still being recorded is read up to its last whole frame, and a
+        later ingest continues from there. ``workers`` processes (default:
+        all cores) write the data; ``threshold`` sets the ``pixels_above``
+        statistic. ``strict=False`` skips damaged frames instead of failing.
+        A concurrent ingest that commits first makes this one re-plan (up to
+        ``max_retries`` times); overlapping work fails with :class:`LakeError`.
+        """
+        t0 = time.perf_counter()
+        run_dirs = [Path(p) for p in run_dirs]
+        for attempt in range(max_retries + 1):
+            try:
+                result = self._ingest_once(run_dirs, workers, strict, threshold, progress)
+                result.seconds = time.perf_counter() - t0
+                return result
+            except CommitConflict:
+                if attempt == max_retries:
+                    raise LakeError(
+                        f"{self.root}: gave up after {max_retries} commit conflicts "
+                        "with concurrent ingests"
+                    ) from None
+                logger.info("commit conflict; re-planning against the new lake version")
+        raise AssertionError("unreachable")
+
+    def _ingest_once(self, run_dirs, workers, strict, threshold, progress) -> IngestResult:
+        from .run import PanosetiRun
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        snap = self.snapshot()
+        txn = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
+        staging = self.root / STAGING / txn
+        staging.mkdir(parents=True)
+        (staging / "owner.json").write_text(
+            json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+        )
+        result = IngestResult(version=None)
+        try:
+            plans: list[_StreamPlan] = []
+            runs: list[tuple[Any, Path]] = []
+            for run_dir in run_dirs:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", PFFWarning)
+                    run = PanosetiRun(run_dir, strict=strict)
+                runs.append((run, run_dir))
+                plans += self._plan_run(run, snap)
+            tasks = self._make_tasks(plans, staging, strict, threshold, workers)
+            _fault("planned")
+            unit_results = self._execute(tasks, workers, progress)
+            _fault("units_written")
+            body = self._commit_body(snap, runs, plans, unit_results, staging, txn)
+            _fault("staged")
+            if not body["add"] and not body["streams"]:
+                return result
+            self._publish_files(staging, body["add"])
+            _fault("published_files")
+            version = snap.version + 1
+            publish_commit(self.root, version, body)
+            _fault("committed")
+            result.version = version
+            result.runs = len({p.run for p in plans if p.stop > p.start}) or len(body["runs"])
+            result.streams = sum(1 for p in plans if p.stop > p.start)
+            result.frames = sum(r.rows for r in unit_results)
+            result.bytes_read = sum(
+                int(p.seq.files[0].frame_size or 0) * (p.stop - p.start) for p in plans
+            )
+            result.files_added = len(body["add"])
+            for run, _ in runs:
+                run.close()
+            return result
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _plan_run(self, run, snap: Snapshot) -> list[_StreamPlan]:
+        name = run.run_dir.name
+        plans = []
+        for stream in run.list_products():
+            seq = run.get_product(stream)
+            state = snap.streams.get((name, stream))
+            committed = state.frames if state else 0
+            self._check_unchanged(run, seq, state)
+            rel = Path("zarr") / safe_name(name) / f"{safe_name(name)}.{safe_name(stream)}.zarr"
+            plans.append(
+                _StreamPlan(
+                    run=name,
+                    stream=stream,
+                    seq=seq,
+                    state=state,
+                    start=committed,
+                    stop=len(seq),
+                    store=self.root / rel,
+                    new_store=state is None or state.store is None,
+                )
+            )
+        return plans
+
+    def _check_unchanged(self, run, seq, state: StreamState | None) -> None:
+        """Refuse to append if a source file's ingested part changed under the lake."""
+        if state is None:
+            return
+        names = [p.name for p in seq.file_paths]
+        for fname, fs in state.files.items():
+            if fname not in names:
+                raise LakeError(
+                    f"{run.run_dir / fname}: ingested file is gone from the run; "
+                    "the lake keeps its frames (re-ingest into a new lake to drop them)"
+                )
+            pf = seq.files[names.index(fname)]
+            if pf.n_frames < fs.frames:
+                raise LakeError(f"{pf.path}: has {pf.n_frames} frames, lake has {fs.frames}")
+            last = None
+            if fs.frames:
+                off = pf.frame_offset(fs.frames - 1)
+                last = (off, pf.frame_offset(fs.frames) - off if fs.frames < pf.n_frames
+                        else fs.size - off - fs.truncated_tail_bytes)
+            if fingerprint(pf.path, fs.size, last) != fs.fingerprint:
+                raise LakeError(f"{pf.path}: content changed since it was ingested")
+        if len(seq) < state.frames:
+            raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
+
+    def _make_tasks(self, plans, staging, strict, threshold, workers) -> list[UnitTask]:
+        from .zarr import create_store, write_unit
+
+        tasks = []
+        for p in plans:
+            if p.stop <= p.start:
+                continue
+            configs = _redacted_configs(p.seq)
+            if p.new_store:
+                create_store(
+                    p.store,
+                    p.seq,
+                    p.stop,
+                    run_configs=configs,
+                    overwrite=True,
+                )
+            else:
+                resize_store(p.store, p.stop)
+            unit = write_unit(p.store)
+            per = max(unit, (UNIT_FRAMES // unit) * unit)
+            first = (p.start // unit) * unit
+            for zs in range(first, p.stop, per):
+                stop = min(zs + per, p.stop)
+                row_start = max(zs, p.start)
+                tag = f"{safe_name(p.run)}.{row_start}-{stop - 1}.{staging.name}"
+                rel = (
+                    Path("frames")
+                    / f"{S.DATA_PRODUCT}={p.seq.product.name}"
+                    / f"{S.MODULE}={p.seq.module}"
+                    / f"{tag}.parquet"
+                )
+                tasks.append(
+                    UnitTask(
+                        run=p.run,
+                        stream=p.stream,
+                        paths=[str(x) for x in p.seq.file_paths],
+                        strict=strict,
+                        zarr_start=zs,
+                        row_start=row_start,
+                        stop=stop,
+                        store=str(p.store),
+                        staging_file=str(staging / rel),
+                        threshold=threshold,
+                        zarr_workers=1,
+                    )
+                )
+        return tasks
+
+    def _execute(self, tasks, workers, progress) -> list[UnitResult]:
+        workers = workers or os.cpu_count() or 1
+        total = sum(t.stop - t.zarr_start for t in tasks)
+        show = _progress(progress, total)
+        results = []
+        try:
+            if workers <= 1 or len(tasks) <= 1 or total < 2 * UNIT_FRAMES:
+                for t in tasks:
+                    t.zarr_workers = min(2, workers)
+                    results.append(_run_unit(t))
+                    _fault("unit_written")
+                    show(t.stop - t.zarr_start)
+            else:
+                ctx = get_context("spawn")
+                with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+                    for r in pool.map(_run_unit, tasks):
+                        results.append(r)
+                        show(r.task.stop - r.task.zarr_start)
+        finally:
+            show(None)
+        return results
+
+    def _commit_body(self, snap, runs, plans, results, staging, txn) -> dict[str, Any]:
+        version = snap.version + 1
+        add: list[dict[str, Any]] = []
+        for r in results:
+            if r.rows == 0:
+                continue
+            rel = Path(r.task.staging_file).relative_to(staging)
+            product, module = rel.parts[1].split("=", 1)[1], int(rel.parts[2].split("=", 1)[1])
+            add.append(
+                {
+                    "table": "frames",
+                    "path": rel.as_posix(),
+                    "rows": r.rows,
+                    "bytes": r.bytes,
+                    "partition": {S.DATA_PRODUCT: product, S.MODULE: module},
+                    "run": r.task.run,
+                    "stream": r.task.stream,
+                    "first_frame": r.task.row_start,
+                    "last_frame": r.task.stop - 1,
+                    "min_unix_t_ns": r.min_unix_t_ns,
+                    "max_unix_t_ns": r.max_unix_t_ns,
+                }
+            )
+        streams = []
+        file_rows = []
+        for p in plans:
+            states = _file_states(p.seq)
+            changed = p.state is None or p.stop > p.start or any(
+                p.state.files.get(s.name) != s for s in states
+            )
+            if not changed:
+                continue
+            streams.append(
+                {
+                    "run": p.run,
+                    "stream": p.stream,
+                    "data_product": p.seq.product.name,
+                    "module": p.seq.module,
+                    "frames": p.stop,
+                    "store": p.store.relative_to(self.root).as_posix(),
+                    "files": [s.__dict__ for s in states],
+                }
+            )
+            for s, path in zip(states, p.seq.file_paths, strict=True):
+                if p.state is None or p.state.files.get(s.name) != s:
+                    file_rows.append(_file_row(p, s, path, version))
+        run_rows, hk_tables, hk_counts, new_runs = [], [], {}, []
+        for run, run_dir in runs:
+            name = run.run_dir.name
+            if name not in snap.runs:
+                new_runs.append(name)
+                run_rows.append(_run_row(run, run_dir, version))
+            hk = _new_hk(run, snap.hk_records.get(name, 0))
+            if hk is not None and hk.num_rows:
+                hk_tables.append(hk)
+                hk_counts[name] = snap.hk_records.get(name, 0) + hk.num_rows
+        add += _write_small_table(staging, "runs", txn, RUNS_SCHEMA, run_rows)
+        add += _write_small_table(staging, "files", txn, FILES_SCHEMA, file_rows)
+        for hk in hk_tables:
+            run_name = hk.column(S.RUN)[0].as_py()
+            rel = Path("hk") / f"{safe_name(run_name)}.{txn}.parquet"
+            out = staging / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
+            _fsync(out)
+            add.append({"table": "hk", "path": rel.as_posix(), "rows": hk.num_rows,
+                        "bytes": out.stat().st_size})
+        return {
+            "operation": "ingest",
+            "add": add,
+            "remove": [],
+            "streams": streams,
+            "runs": new_runs,
+            "hk_records": hk_counts,
+        }
+
+    def _publish_files(self, staging: Path, entries: list[dict[str, Any]]) -> None:
+        """Move staged files to their final paths (still invisible until the commit)."""
+        dirs = set()
+        for e in entries:
+            src, dst = staging / e["path"], self.root / e["path"]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            dirs.add(dst.parent)
+        for d in dirs:
+            _fsync(d)
+
+    # -- checking ---------------------------------------------------------------
+
+    def fsck(self, repair: bool = False):
+        """Check committed files against the log; find (and with ``repair`` remove)
+        uncommitted leftovers: staged files, unreferenced data files, Zarr frames
+        beyond the committed count."""
+        from .fsck import fsck
+
+        return fsck(self, repair=repair)
+
+
+def resize_store(store: Path, n_frames: int) -> None:
+    """Set the time length of every array of a store (metadata only; chunks stay).
+
+    Frames beyond the committed count are invisible to the lake; shrinking
+    makes a later reader of the store alone (xarray, pypff) agree with it.
+    """
+    for meta in sorted(Path(store).glob("*/zarr.json")):
+        doc = json.loads(meta.read_text())
+        if doc.get("node_type") != "array" or doc["shape"][0] == n_frames:
+            continue
+        doc["shape"][0] = n_frames
+        tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps(doc, indent=2))
+        os.replace(tmp, meta)
+
+
+def _redacted_configs(seq) -> dict[str, Any]:
+    from .models import redact
+
+    run_dir = Path(seq.file_paths[0]).parent
+    out = {}
+    for p in sorted(run_dir.glob("*.json")):
+        if p.name.startswith("dp_manifest"):
+            continue
+        try:
+            out[p.stem] = redact(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _file_states(seq) -> list[FileState]:
+    states = []
+    for pf in seq.files:
+        last = None
+        if pf.n_frames:
+            off = pf.frame_offset(pf.n_frames - 1)
+            length = pf.size - pf.truncated_tail_bytes - off
+            last = (off, length)
+        states.append(
+            FileState(
+                name=pf.path.name,
+                size=pf.size,
+                frames=pf.n_frames,
+                fingerprint=fingerprint(pf.path, pf.size, last),
+                damaged_frames=sum(1 for _ in pf.damage),
+                truncated_tail_bytes=pf.truncated_tail_bytes,
+            )
+        )
+    return states
+
+
+def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[str, Any]:
+    from .paths import parse_pff_name
+
+    name = parse_pff_name(path)
+    status = "damaged" if s.damaged_frames else ("tail_cut" if s.truncated_tail_bytes else "ok")
+    return {
+        S.RUN: p.run,
+        "file": s.name,
+        S.DATA_PRODUCT: name.data_product,
+        S.MODULE: name.module,
+        S.SEQNO: name.seqno,
+        "size": s.size,
+        "frames": s.frames,
+        "damaged_frames": s.damaged_frames,
+        "truncated_tail_bytes": s.truncated_tail_bytes,
+        "fingerprint": s.fingerprint,
+        "status": status,
+        "version": version,
+    }
+
+
+def _run_row(run, run_dir: Path, version: int) -> dict[str, Any]:
+    from .models import redact
+
+    rn = parse_run_name(run.run_dir)
+    raw = {}
+    for p in sorted(run.run_dir.glob("*.json")):
+        if p.name.startswith("dp_manifest"):
+            continue
+        try:
+            raw[p.stem] = json.loads(p.read_text())
+        except (OSError, ValueError):
+            raw[p.stem] = None
+    sw = raw.pop("sw_info", None)
+    complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
+    return {
+        S.RUN: run.run_dir.name,
+        "observatory": rn.observatory,
+        "start": rn.start,
+        "run_type": rn.run_type,
+        "source_path": str(Path(run_dir).resolve()),
+        "complete": complete,
+        "configs": json.dumps(redact(raw), sort_keys=True),
+        "sw_info": json.dumps(redact(sw), sort_keys=True) if sw is not None else None,
+        "version": version,
+    }
+
+
+def _new_hk(run, already: int) -> pa.Table | None:
+    from .hk import hk_table
+
+    path = run.run_dir / HK_FILE_NAME
+    if not path.is_file():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        table = hk_table(path, strict=False)
+    table = table.slice(already)
+    n = table.num_rows
+    ts = table.column(S.UNIX_T_NS)
+    return pa.table(
+        {
+            S.RUN: pa.array([run.run_dir.name] * n, pa.string()),
+            S.UNIX_T_NS: ts,
+            S.TIME: ts.cast(pa.timestamp("ns", tz="UTC")),
+            "device": table.column("device"),
+            "field": table.column("field"),
+            "value": table.column("value"),
+            "text": table.column("text"),
+        },
+        schema=HK_SCHEMA,
+    )
+
+
+def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
+                       rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    rel = Path(table) / f"{txn}.parquet"
+    out = staging / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
+    _fsync(out)
+    return [{"table": table, "path": rel.as_posix(), "rows": len(rows),
+             "bytes": out.stat().st_size}]
+
+
+def _progress(enabled: bool | None, total: int) -> Callable[[int | None], None]:
+    """A rich progress bar on a TTY (silent otherwise); call with frames done, None to end."""
+    import sys
+
+    if enabled is False or (enabled is None and not sys.stderr.isatty()) or total == 0:
+        return lambda _n: None
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("ingest", BarColumn(), "{task.completed:,}/{task.total:,} frames",
+                   TimeRemainingColumn(), transient=True)
+    task = bar.add_task("ingest", total=total)
+    bar.start()
+
+    def update(n: int | None) -> None:
+        if n is None:
+            bar.stop()
+        else:
+            bar.advance(task, n)
+
+    return update
+
+
+__all__ = ["IngestResult", "Lake", "LakeError", "resize_store", "safe_name"]

@@ -1,0 +1,267 @@
+"""Ingest into the lake: round trip against the source, idempotency, growth, crashes, fsck."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pfflake import PFFWarning
+from pfflake.lake import CRASH_POINTS, Lake
+from pfflake.simulate import simulate_run
+from tests.conftest import EXAMPLE_RUN, LEGACY_RUN
+from tests.naive import naive_flat, naive_read, naive_unix_t_ns
+
+PRODUCTS = ["img16", "img8", "ph1024", "ph256"]
+
+
+def make_run(root: Path, n_frames: int = 700, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        return simulate_run(
+            root,
+            products=kw.pop("products", PRODUCTS),
+            modules=kw.pop("modules", (1, 2)),
+            n_frames=n_frames,
+            frames_per_file=kw.pop("frames_per_file", 300),
+            desync_frames=[3, 400],
+            missing_quabo_frames={0: [0], 10: [0, 1], 650: [3]},
+            truncate_tail_bytes=kw.pop("truncate_tail_bytes", 100),
+            bright_events=[50, 500],
+            **kw,
+        )
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("src"))
+
+
+@pytest.fixture(scope="module")
+def lake(sim, tmp_path_factory):
+    lake = Lake(tmp_path_factory.mktemp("lake") / "lake")
+    result = lake.ingest([sim.path], workers=1)
+    assert result.version == 1
+    return lake
+
+
+def frames_table(lake: Lake):
+    return lake.sql(
+        "SELECT * EXCLUDE (time) FROM frames ORDER BY run, data_product, module, frame"
+    ).to_arrow_table()
+
+
+def naive_stream(stream):
+    headers, images = [], []
+    for p in stream.files:
+        f = naive_read(p)
+        headers += f.headers
+        images.append(f.images)
+    return headers, np.concatenate(images)
+
+
+def test_round_trip_every_column_and_image(sim, lake):
+    snap = lake.snapshot()
+    for key, stream in sim.streams.items():
+        headers, images = naive_stream(stream)
+        flats = [naive_flat(h) for h in headers]
+        product, module = stream.data_product, stream.module
+        rows = lake.sql(
+            f"SELECT * FROM frames WHERE data_product = '{product}' AND module = {module} "
+            "ORDER BY frame"
+        ).to_arrow_table()
+        assert rows.num_rows == len(flats), key
+        assert rows.column("frame").to_pylist() == list(range(len(flats)))
+        times = [naive_unix_t_ns(f, product) for f in flats]
+        assert rows.column("unix_t_ns").to_pylist() == [t for t, _ in times]
+        assert rows.column("time_quality").to_pylist() == [q for _, q in times]
+        for field in flats[0]:
+            col = field.replace(".", "_")
+            assert rows.column(col).to_pylist() == [f[field] for f in flats], (key, col)
+        sums = images.reshape(len(images), -1).astype(np.int64).sum(axis=1)
+        assert rows.column("pixel_sum").to_pylist() == sums.tolist()
+        assert rows.column("pixel_max").to_pylist() == images.reshape(len(images), -1).max(
+            axis=1).tolist()
+        state = next(s for s in snap.streams.values()
+                     if s.data_product == product and s.module == module)
+        assert state.frames == len(flats)
+        store = zarr.open_group(lake.root / state.store, mode="r")
+        np.testing.assert_array_equal(store["images"][: state.frames], images)
+        np.testing.assert_array_equal(store["unix_t_ns"][: state.frames],
+                                      rows.column("unix_t_ns").to_numpy())
+
+
+def test_every_frame_once_and_tables(sim, lake):
+    n = lake.sql("SELECT count(*), count(DISTINCT (run, data_product, module, frame)) FROM frames"
+                 ).fetchall()[0]
+    assert n[0] == n[1] == 700 * len(sim.streams)
+    assert lake.sql("SELECT count(*) FROM runs").fetchall()[0][0] == 1
+    files = lake.sql("SELECT count(*), sum(frames) FROM files").fetchall()[0]
+    assert files == (3 * len(sim.streams), 700 * len(sim.streams))
+    assert lake.sql("SELECT count(*) FROM hk").fetchall()[0][0] > 0
+    configs = lake.sql("SELECT configs FROM runs").fetchall()[0][0]
+    for secret in sim.secrets:
+        assert secret not in configs
+
+
+def test_reingest_adds_nothing(sim, lake):
+    before = lake.version
+    result = lake.ingest([sim.path], workers=1)
+    assert result.version is None and lake.version == before
+
+
+def test_no_secret_anywhere_in_the_lake(sim, lake):
+    for path in lake.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in sim.secrets:
+                assert secret.encode() not in data, path
+
+
+def test_pypff_reads_lake_stores(sim, lake):
+    pypff_zarr = pytest.importorskip("pypff.zarr")
+    snap = lake.snapshot()
+    for state in snap.streams.values():
+        store_dir = (lake.root / state.store).parent
+        zrun = pypff_zarr.PanosetiZarrRun(store_dir)
+        store = zrun.get_product(state.stream)
+        ts = store.timestamps()
+        rows = lake.sql(
+            f"SELECT unix_t_ns FROM frames WHERE data_product = '{state.data_product}' "
+            f"AND module = {state.module} ORDER BY frame"
+        ).fetchnumpy()["unix_t_ns"]
+        np.testing.assert_array_equal(np.asarray(ts)[: state.frames], rows)
+
+
+def test_real_samples_ingest(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        lake.ingest([EXAMPLE_RUN, LEGACY_RUN], workers=1)
+    got = lake.sql("SELECT data_product, module, count(*) FROM frames GROUP BY ALL ORDER BY ALL"
+                   ).fetchall()
+    assert got == [("img16", 1, 400), ("ph256", 254, 1500 + 207)]
+    for path in lake.root.rglob("*"):
+        if path.is_file():
+            assert b"epowerpanoseti" not in path.read_bytes(), path
+    desync = lake.sql("SELECT count(*) FROM frames WHERE run = 'legacy-run' "
+                      "AND time_quality & 2 = 2").fetchall()[0][0]
+    assert desync == 207
+
+
+def grow_copy(src: Path, dst: Path, fraction: float) -> None:
+    """Copy a run as it looked while recording: each stream's bytes cut at ``fraction``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in src.iterdir():
+        if p.suffix != ".pff" or p.name == "hk.pff":
+            if p.is_file():
+                shutil.copyfile(p, dst / p.name)
+            continue
+    streams: dict[str, list[Path]] = {}
+    for p in sorted(src.glob("start_*.pff")):
+        streams.setdefault(p.name.split(".seqno_")[0], []).append(p)
+    for files in streams.values():
+        files.sort(key=lambda p: int(p.name.split(".seqno_")[1].split(".")[0]))
+        total = sum(p.stat().st_size for p in files)
+        budget = int(total * fraction)
+        for p in files:
+            data = p.read_bytes()[: max(0, budget)]
+            budget -= p.stat().st_size
+            if data:
+                (dst / p.name).write_bytes(data)
+
+
+def lake_state(lake: Lake):
+    table = frames_table(lake).drop_columns(["run"])
+    snap = lake.snapshot()
+    images = {}
+    for s in snap.streams.values():
+        g = zarr.open_group(lake.root / s.store, mode="r")
+        images[s.stream] = g["images"][: s.frames]
+    return table, images
+
+
+def test_growing_run_in_three_steps_equals_one_shot(tmp_path):
+    src = make_run(tmp_path / "src", n_frames=500, products=["img16", "ph256"], modules=(1,),
+                   truncate_tail_bytes=0).path
+    live = tmp_path / src.name
+    grown = Lake(tmp_path / "grown")
+    for fraction in (0.33, 0.71, 1.0):
+        grow_copy(src, live, fraction)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PFFWarning)
+            grown.ingest([live], workers=1)
+    once = Lake(tmp_path / "once")
+    once.ingest([src], workers=1)
+    a, ai = lake_state(grown)
+    b, bi = lake_state(once)
+    assert a.equals(b)
+    assert ai.keys() == bi.keys()
+    for k in ai:
+        np.testing.assert_array_equal(ai[k], bi[k])
+    assert grown.fsck().ok
+
+
+def _ingest_cmd(lake: Path, run: Path) -> list[str]:
+    code = textwrap.dedent(f"""
+        import warnings
+        from pfflake.lake import Lake
+        warnings.simplefilter("ignore")
+        Lake({str(lake)!r}).ingest([{str(run)!r}], workers=1)
+    """)
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kill_9_then_rerun_equals_uninterrupted(tmp_path, point, sim):
+    target = tmp_path / "lake"
+    env = {**os.environ, "PFFLAKE_CRASH_AT": point}
+    proc = subprocess.run(_ingest_cmd(target, sim.path), env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    crashed = Lake(target)
+    # the lake reads as its last commit: nothing, or the whole ingest
+    expected = 700 * len(sim.streams) if point == "committed" else 0
+    assert crashed.sql("SELECT count(*) FROM frames").fetchall()[0][0] == expected
+    assert crashed.fsck().ok
+    crashed.close()
+    rerun = subprocess.run(_ingest_cmd(target, sim.path), capture_output=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    clean = Lake(tmp_path / "clean")
+    clean.ingest([sim.path], workers=1)
+    a, ai = lake_state(Lake(target))
+    b, bi = lake_state(clean)
+    assert a.equals(b)
+    for k in ai:
+        np.testing.assert_array_equal(ai[k], bi[k])
+    report = Lake(target).fsck(repair=True)
+    assert report.ok
+    assert Lake(target).fsck().leftovers == []
+
+
+def test_fsck_finds_stray_and_missing_files(sim, tmp_path):
+    target = tmp_path / "lake"
+    shutil.copytree(sim.path, tmp_path / "run")
+    lake = Lake(target)
+    lake.ingest([tmp_path / "run"], workers=1)
+    stray = target / "frames" / "data_product=img16" / "module=1" / "stray.parquet"
+    stray.write_bytes(b"junk")
+    report = lake.fsck()
+    assert report.ok and any("stray.parquet" in x for x in report.leftovers)
+    assert lake.sql("SELECT count(*) FROM frames").fetchall()[0][0] == 700 * len(sim.streams)
+    lake.fsck(repair=True)
+    assert not stray.exists()
+    victim = next((target / "frames").rglob("*.parquet"))
+    victim.unlink()
+    report = lake.fsck()
+    assert not report.ok and any("missing committed file" in e for e in report.errors)
+    log = sorted((target / "_pfflake_log").glob("*.json"))
+    assert json.loads(log[-1].read_text())["version"] == 1
