@@ -421,7 +421,8 @@ class Lake:
             result.streams = sum(1 for p in plans if p.stop > p.start)
             result.frames = sum(r.rows for r in unit_results)
             result.bytes_read = sum(
-                int(p.seq.files[0].frame_size or 0) * (p.stop - p.start) for p in plans
+                sum(f.size for f in p.seq.files) * (p.stop - p.start) // max(len(p.seq), 1)
+                for p in plans
             )
             result.files_added = len(body["add"])
             for run, _ in runs:
@@ -651,11 +652,14 @@ def resize_store(store: Path, n_frames: int) -> None:
     Frames beyond the committed count are invisible to the lake; shrinking
     makes a later reader of the store alone (xarray, pypff) agree with it.
     """
-    for meta in sorted(Path(store).glob("*/zarr.json")):
+    for meta in [*sorted(Path(store).glob("*/zarr.json")), Path(store) / "zarr.json"]:
         doc = json.loads(meta.read_text())
-        if doc.get("node_type") != "array" or doc["shape"][0] == n_frames:
+        if doc.get("node_type") == "array" and doc["shape"][0] != n_frames:
+            doc["shape"][0] = n_frames
+        elif doc.get("node_type") == "group" and "total_frames" in doc.get("attributes", {}):
+            doc["attributes"]["total_frames"] = n_frames
+        else:
             continue
-        doc["shape"][0] = n_frames
         tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, meta)

@@ -152,7 +152,7 @@ class PFFSequence:
             image_shape=self.product.image_shape,
             dtype_str=self.product.dtype.name,
             bytes_per_pixel=self.product.bytes_per_pixel,
-            format_name=f"dp_{self.product.name}",
+            format_name=self.product.name,
         )
 
     @property

@@ -583,6 +583,7 @@ def _write_configs(
     if names & {"img16", "img8"}:
         data["image"] = {
             "integration_time_usec": round(1e6 / frame_rate_hz),
+            "pe_threshold": 2.0,
             "quabo_sample_size": 16 if "img16" in names else 8,
         }
     if names & {"ph256", "ph1024"}:

@@ -271,3 +271,22 @@ def test_big_stream_gigabyte(tmp_path):
     assert set(stream.expected_flags[flagged].tolist()) <= {QUALITY_NO_WR}
     tai_low = (stream.expected_unix_t_ns // 10**9 + 37) % 1024
     np.testing.assert_array_equal(flagged, tai_low == 0)
+
+
+def test_simulated_configs_validate(tmp_path):
+    """The simulator's configs pass the same models real configs do (no skipped config)."""
+    import logging
+
+    from pfflake.models import load_configs
+
+    run = simulate_run(tmp_path, products=("img16", "ph256"), n_frames=20)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("pfflake").addHandler(handler)
+    try:
+        configs = load_configs(run.path)
+    finally:
+        logging.getLogger("pfflake").removeHandler(handler)
+    assert {"data_config", "obs_config", "daq_config"} <= set(configs)
+    assert not [r for r in records if r.levelno >= logging.WARNING]
