@@ -267,26 +267,28 @@ class _BatchBuilder:
                 pf.release_pages(p.lo * pf.frame_size, p.hi * pf.frame_size)
 
         module = self.seq.module
-        time_ns = pa.array(unix_t_ns)
+        time_ns = _array(unix_t_ns)
         columns: dict[str, pa.Array] = {
-            RUN: pa.repeat(pa.scalar(self.run, pa.string()), n),
-            DATA_PRODUCT: pa.repeat(pa.scalar(self.product.name, pa.string()), n),
-            MODULE: pa.repeat(pa.scalar(module, pa.int32()), n),
-            SEQNO: pa.array(seqno, mask=seqno_null if seqno_null.any() else None),
-            FRAME: pa.array(np.arange(start, start + n, dtype=np.int64)),
-            FILE_FRAME: pa.array(file_frame),
-            BYTE_OFFSET: pa.array(byte_offset),
+            RUN: _repeat_string(self.run, n),
+            DATA_PRODUCT: _repeat_string(self.product.name, n),
+            MODULE: pa.nulls(n, pa.int32())
+            if module is None
+            else _array(np.full(n, module, dtype=np.int32)),
+            SEQNO: _array(seqno, seqno_null if seqno_null.any() else None),
+            FRAME: _array(np.arange(start, start + n, dtype=np.int64)),
+            FILE_FRAME: _array(file_frame),
+            BYTE_OFFSET: _array(byte_offset),
             UNIX_T_NS: time_ns,
             TIME: time_ns.view(self.schema.field(TIME).type),
-            TIME_QUALITY: pa.array(quality),
+            TIME_QUALITY: _array(quality),
         }
         for k in self.keys:
-            columns[header_column(k)] = pa.array(headers[k])
+            columns[header_column(k)] = _array(headers[k])
         if stat_cols is not None:
             for name in _STAT_NAMES:
                 col = stat_cols.get(name)
                 dtype = self.schema.field(name).type
-                columns[name] = pa.array(col) if col is not None else pa.nulls(n, dtype)
+                columns[name] = _array(col) if col is not None else pa.nulls(n, dtype)
         if self.images:
             columns[IMAGE] = _tensor_array(pixels, self.schema.field(IMAGE).type)
         batch = pa.RecordBatch.from_arrays(
@@ -369,9 +371,33 @@ def _block_stats(
 def _tensor_array(pixels: np.ndarray, tensor_type: pa.DataType) -> pa.ExtensionArray:
     """``(n, H, W)`` C-contiguous pixels as a fixed_shape_tensor array viewing the same buffer."""
     storage = pa.FixedSizeListArray.from_arrays(
-        pa.array(pixels.reshape(-1)), pixels.shape[1] * pixels.shape[2]
+        _array(pixels.reshape(-1)), pixels.shape[1] * pixels.shape[2]
     )
     return pa.ExtensionArray.from_storage(tensor_type, storage)
+
+
+def _array(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """A 1-D C-contiguous numpy array as an Arrow array over the same buffer (zero-copy).
+
+    ``pa.array`` would do too, but it probes for pandas on every call, and
+    importing pandas costs seconds in each fresh (worker) process.
+    """
+    validity = None if null is None else pa.py_buffer(np.packbits(~null, bitorder="little"))
+    arrow_type = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(
+        arrow_type, len(values), [validity, pa.py_buffer(values)], null_count=-1
+    )
+
+
+def _repeat_string(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as a ``string`` array (``pa.repeat`` also imports pandas)."""
+    data = value.encode()
+    if len(data) * n >= 2**31:
+        raise ValueError(f"{n} copies of {value!r} exceed an Arrow string column (2 GiB)")
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)]
+    )
 
 
 def _seqno_or_none(path: os.PathLike) -> int | None:

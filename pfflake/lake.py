@@ -28,7 +28,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -338,6 +338,42 @@ class Lake:
             self._con = self.connect(self.snapshot(version))
             self._con_version = version
         return self._con.sql(query)
+
+    def scan(self, name: str = "frames"):
+        """A Polars LazyFrame over the committed files of a table (partition and time pruning)."""
+        from .query import scan
+
+        return scan(self, name)
+
+    def images(self, result, *, as_xarray: bool = False):
+        """Images of the frames in a query result, in its row order (see :func:`query.images`)."""
+        from .query import images
+
+        return images(self, result, as_xarray=as_xarray)
+
+    def images_at(self, module: int, unix_t_ns, tolerance_ns: int, **kw):
+        """Frames of ``module`` nearest to the given times, within ``tolerance_ns``."""
+        from .query import images_at
+
+        return images_at(self, module, unix_t_ns, tolerance_ns, **kw)
+
+    def frames_with_hk(self, fields: Sequence[str] = ("DET_TEMP",), **kw):
+        """Frames with the latest housekeeping reading at or before each frame (as-of join)."""
+        from .query import frames_with_hk
+
+        return frames_with_hk(self, fields, **kw)
+
+    def coincidences(self, modules: Sequence[int], window_ns: int, **kw):
+        """Frames from several modules within ``window_ns`` of each other."""
+        from .query import coincidences
+
+        return coincidences(self, modules, window_ns, **kw)
+
+    def light_curve(self, bucket_ns: int, **kw):
+        """Time-bucketed pixel statistics per module, ready to plot."""
+        from .query import light_curve
+
+        return light_curve(self, bucket_ns, **kw)
 
     def close(self) -> None:
         if self._con is not None:
