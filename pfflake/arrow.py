@@ -32,6 +32,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -202,9 +203,9 @@ class _BatchBuilder:
         first = int(np.searchsorted(self.starts, start, side="right")) - 1
         for f in range(max(first, 0), len(self.files)):
             s = int(self.starts[f])
-            lo, hi = max(start, s), min(stop, int(self.starts[f + 1]))
             if s >= stop:
                 break
+            lo, hi = max(start, s), min(stop, int(self.starts[f + 1]))
             if hi > lo:
                 yield _Piece(f, lo - s, hi - s, lo - start)
 
@@ -400,7 +401,7 @@ def _repeat_string(value: str, n: int) -> pa.Array:
     )
 
 
-def _seqno_or_none(path: os.PathLike) -> int | None:
+def _seqno_or_none(path: Path) -> int | None:
     try:
         return parse_pff_name(path).seqno
     except PFFError:
