@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 WINDOW_FRAMES = 32_768
 #: Files larger than this release mapped pages behind a sequential pass (bounded RSS).
 RELEASE_PAGES_ABOVE = 64 * 1024 * 1024
-_SAMPLE_FRAMES = 256
+_SAMPLE_FRAMES = 32
 _MAX_HEADER = 64 * 1024
 
 

@@ -221,12 +221,15 @@ class DecodePlan:
         return {k: out[j] for j, k in enumerate(self.order)}, bad
 
     def _run(self, buf, base, frame_size, lo, hi, out, bad, done) -> None:
+        # Words are laid out (word, frame) so every step reads and writes whole rows
+        # and the result rows are copied straight into ``out`` (one row per field).
         win = min(_WINDOW, max(hi - lo, 1))
         nw, k, m = len(self.offsets), len(self.order), self.n_wide
         rows_buf = np.empty((win, self.row), dtype=np.uint8)
-        words_buf = np.empty((win, nw), dtype=np.uint64)
-        pairs_buf = np.empty((win, nw * 4), dtype=np.uint16)
-        tmp_buf = np.empty((win, nw), dtype=np.uint64)
+        words_buf = np.empty((nw, win), dtype=np.uint64)
+        pairs_buf = np.empty((nw, win * 4), dtype=np.uint16)
+        tmp_buf = np.empty((nw, win), dtype=np.uint64)
+        keep, fill = self.keep[:, None], self.fill[:, None]
         released = lo
         for s in range(lo, hi, win):
             c = min(win, hi - s)
@@ -235,17 +238,22 @@ class DecodePlan:
                 rows,
                 np.ndarray((c, self.row), np.uint8, buf, base + s * frame_size, (frame_size, 1)),
             )
-            words = words_buf[:c]
+            words = words_buf[:, :c]
             for i, off in enumerate(self.offsets):
-                words[:, i] = np.ndarray((c,), "<u8", rows, off, (self.row,))
-            np.bitwise_and(words, self.keep, out=words)
-            np.bitwise_or(words, self.fill, out=words)
-            pairs = pairs_buf[:c]
-            np.take(_PAIRS, words.view(np.uint16), out=pairs)
-            np.any(pairs == 0xFFFF, axis=1, out=bad[s : s + c])
-            bad[s : s + c] |= (rows[:, self.delim_pos] != self.delim_expect).any(axis=1)
+                words[i] = np.ndarray((c,), "<u8", rows, off, (self.row,))
+            np.bitwise_and(words, keep, out=words)
+            np.bitwise_or(words, fill, out=words)
+            pairs = pairs_buf[:, : 4 * c]
+            np.take(_PAIRS, words.view(np.uint16), out=pairs, mode="wrap")
+            delims = rows[:, self.delim_pos] != self.delim_expect
+            frame_bad = bad[s : s + c]
+            frame_bad[:] = False
+            if pairs.max() == 0xFFFF:  # rare: find the frames with a bad byte pair
+                frame_bad |= (pairs.reshape(nw, c, 4) == 0xFFFF).any(axis=(0, 2))
+            if delims.any():
+                frame_bad |= delims.any(axis=1)
             value = pairs.view(np.uint64)  # four 16-bit lanes of 0..99, most significant first
-            tmp = tmp_buf[:c]
+            tmp = tmp_buf[:, :c]
             np.right_shift(value, np.uint64(16), out=tmp)
             np.multiply(value, np.uint64(100), out=value)
             np.add(value, tmp, out=value)
@@ -255,9 +263,9 @@ class DecodePlan:
             np.add(value, tmp, out=value)
             np.bitwise_and(value, np.uint64(0xFFFFFFFF), out=value)
             if m:
-                np.multiply(value[:, k:], np.uint64(100_000_000), out=tmp[:, :m])
-                np.add(value[:, :m], tmp[:, :m], out=value[:, :m])
-            out[:, s : s + c] = value[:, :k].T
+                np.multiply(value[k:], np.uint64(100_000_000), out=tmp[:m])
+                np.add(value[:m], tmp[:m], out=value[:m])
+            out[:, s : s + c] = value[:k]
             if done is not None and (s + c - released >= 16 * win or s + c == hi):
                 done(base + released * frame_size, base + (s + c) * frame_size)
                 released = s + c
@@ -284,13 +292,17 @@ def decode_fixed(
 
 
 def check_delimiters(buf, base: int, n: int, frame_size: int, layout: HeaderLayout) -> np.ndarray:
-    """Bool array: frames whose ``{`` start, blank line or ``*`` marker are not in place."""
+    """Bool array: frames whose ``{`` start, blank line or ``*`` marker are not in place.
+
+    Runs on every batch of pixels handed out, so it reads two values per
+    frame: the ``{`` and the four bytes ending the header (``}\\n\\n*`` as in
+    the template).
+    """
     h = layout.header_size
-
-    def at(pos: int) -> np.ndarray:
-        return np.ndarray((n,), np.uint8, buf, base + pos, (frame_size,))
-
-    return (at(0) != ord("{")) | (at(h - 2) != 10) | (at(h - 1) != 10) | (at(h) != ord("*"))
+    tail = np.frombuffer(layout.template[h - 3 : h] + b"*", dtype="<u4")[0]
+    first = np.ndarray((n,), np.uint8, buf, base, (frame_size,))
+    last = np.ndarray((n,), "<u4", buf, base + h - 3, (frame_size,))
+    return (first != ord("{")) | (last != tail)
 
 
 def check_template(

@@ -38,6 +38,7 @@ from .products import DataProduct, get_product
 from .timestamps import frame_times, primary_timing_fields
 
 UNIX_T_NS = "unix_t_ns"
+_RELEASE_BYTES = 32 * 1024 * 1024  # streaming releases mapped pages behind it in steps of this
 TIME_QUALITY = "time_quality"
 _VIRTUAL = (UNIX_T_NS, TIME_QUALITY)
 
@@ -319,6 +320,7 @@ class PFFSequence:
         kind = self.product.header_kind
         if with_timestamps:
             keys += [k for k in primary_timing_fields(kind) if k not in keys]
+        released = lo
         for start in range(lo, hi, size):
             pf = self._file(f)
             count = min(size, hi - start)
@@ -336,8 +338,9 @@ class PFFSequence:
                     yield (images, headers, ts) if with_timestamps else (images, headers)
                 else:
                     yield images, ts
-            if pf.contiguous:
-                pf.release_pages(start * pf.frame_size, (start + count) * pf.frame_size)
+            if pf.contiguous and (start + count - released) * pf.frame_size >= _RELEASE_BYTES:
+                pf.release_pages(released * pf.frame_size, (start + count) * pf.frame_size)
+                released = start + count
 
     def iter_byte_range(
         self,
@@ -430,6 +433,9 @@ class PFFSequence:
         return out
 
     def _decode_all(self, keys: list[str]) -> dict[str, np.ndarray]:
+        nonempty = [f for f, n in enumerate(self._file_frame_counts) if n]
+        if len(nonempty) == 1:  # one file: its arrays are the answer, no copy
+            return self._file(nonempty[0]).decode(keys, 0, self._file_frame_counts[nonempty[0]])
         out = {k: np.empty(self._total_frames, dtype=np.int64) for k in keys}
         for f, n in enumerate(self._file_frame_counts):
             if n:

@@ -73,16 +73,21 @@ def unix_t_ns(
     pkt_tai = np.asarray(pkt_tai, dtype=np.int64)
     pkt_nsec = np.asarray(pkt_nsec, dtype=np.int64)
     has_wr = pkt_tai != 0
-    d = (tv_sec - pkt_tai + TAI_MINUS_UTC_S) % 1024
-    diff = np.asarray(tv_usec, dtype=np.int64) * 1000 - pkt_nsec
-    step = np.where(
-        has_wr,
-        np.where(d == 1, -1, np.where(d == 1023, 1, 0)),
-        np.where(diff > NS_PER_S // 2, 1, np.where(diff < -(NS_PER_S // 2), -1, 0)),
-    )
-    ns = (tv_sec + step) * NS_PER_S + pkt_nsec
-    flags = np.where(has_wr, 0, QUALITY_NO_WR).astype(np.uint8)
-    flags |= (has_wr & (d != 0) & (d != 1) & (d != 1023)).astype(np.uint8) * QUALITY_DESYNC
+    d = (tv_sec - pkt_tai + TAI_MINUS_UTC_S) & 1023  # == % 1024, also for negatives
+    step = (d == 1023).view(np.int8).astype(np.int64)
+    step -= d == 1
+    flags = ((d + 1) & 1023) > 2  # d not in {1023, 0, 1}: clocks disagree
+    flags = flags.view(np.uint8) * np.uint8(QUALITY_DESYNC)
+    if not has_wr.all():
+        no_wr = ~has_wr
+        diff = np.asarray(tv_usec, dtype=np.int64)[no_wr] * 1000 - pkt_nsec[no_wr]
+        step[no_wr] = (diff > NS_PER_S // 2).view(np.int8) - (diff < -(NS_PER_S // 2)).view(
+            np.int8
+        )
+        flags[no_wr] = QUALITY_NO_WR
+    ns = tv_sec + step
+    ns *= NS_PER_S
+    ns += pkt_nsec
     return ns, flags
 
 
