@@ -152,6 +152,84 @@ def zarr(
         print(store)
 
 
+@app.command()
+def sql(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    query: str = typer.Argument(..., help="SQL over frames, runs, files, hk and the views."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
+    out: Path = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
+) -> None:
+    """Run SQL over the committed lake; a table on a terminal, or csv/json/parquet."""
+    from .lake import Lake
+
+    if not lake.is_dir():
+        raise FileNotFoundError(f"lake not found: {lake}")
+    table = Lake(lake).sql(query).to_arrow_table()
+    _emit_table(table, fmt, out)
+
+
+def _emit_table(table, fmt: str, out: Path | None) -> None:
+    import json
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "table":
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        view = Table(show_lines=False)
+        for name in table.column_names:
+            view.add_column(name)
+        for row in table.slice(0, 200).to_pylist():
+            view.add_row(*["" if v is None else str(v) for v in row.values()])
+        console.print(view)
+        if table.num_rows > 200:
+            console.print(f"... {table.num_rows - 200:,} more rows (use --format csv)")
+    elif fmt == "csv":
+        pacsv.write_csv(table, str(out) if out else sys.stdout.buffer)
+    elif fmt == "json":
+        text = "\n".join(json.dumps(r, default=str) for r in table.to_pylist())
+        if out:
+            out.write_text(text + "\n")
+        else:
+            print(text)
+    elif fmt == "parquet":
+        if out is None:
+            raise ValueError("--format parquet needs --out FILE")
+        pq.write_table(table, out, compression="zstd")
+    else:
+        raise ValueError(f"unknown --format {fmt!r} (table, csv, json or parquet)")
+
+
+@app.command()
+def images(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    query: str = typer.Option(..., "--sql", help="SQL returning run, data_product, module, frame."),
+    out: Path = typer.Option(..., "--out", help="FILE.npy for one array, or a directory."),
+    png: bool = typer.Option(False, help="Also write one PNG per frame into the directory."),
+) -> None:
+    """Fetch the images of a query result, in its row order."""
+    import numpy as np
+
+    from .lake import Lake
+    from .png import write_png
+
+    the_lake = Lake(lake)
+    rel = the_lake.sql(query)
+    rows = rel.to_arrow_table()
+    stack = the_lake.images(rows)
+    if out.suffix == ".npy":
+        np.save(out, stack)
+        print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "images.npy", stack)
+    if png:
+        for i, row in enumerate(rows.to_pylist()):
+            name = f"{i:05d}_{row.get('data_product')}_m{row.get('module')}_f{row.get('frame')}.png"
+            write_png(out / name, stack[i])
+    print(f"wrote {len(stack)} images to {out}")
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line unless --debug."""
     try:

@@ -185,7 +185,8 @@ class DecodePlan:
         self.fill = _SPACES & ~keep
         h = layout.header_size
         delim = {0, h - 2, h - 1, h}
-        for start, end in layout.spans.values():
+        for key in self.keys:
+            start, end = layout.spans[key]
             delim |= {start - 1, end}
         self.delim_pos = np.array(sorted(delim), dtype=np.int64)
         self.delim_expect = np.frombuffer(layout.template + b"*", dtype=np.uint8)[self.delim_pos]
@@ -234,18 +235,18 @@ class DecodePlan:
         for s in range(lo, hi, win):
             c = min(win, hi - s)
             rows = rows_buf[:c]
-            np.copyto(
-                rows,
-                np.ndarray((c, self.row), np.uint8, buf, base + s * frame_size, (frame_size, 1)),
-            )
+            # One strided copy of the header rows, then gathers from that copy: far
+            # fewer TLB misses than gathering each word straight from the map.
+            rows_src = (c, self.row), np.uint8, buf, base + s * frame_size, (frame_size, 1)
+            np.copyto(rows, np.ndarray(*rows_src))
             words = words_buf[:, :c]
             for i, off in enumerate(self.offsets):
                 words[i] = np.ndarray((c,), "<u8", rows, off, (self.row,))
+            delims = rows[:, self.delim_pos] != self.delim_expect
             np.bitwise_and(words, keep, out=words)
             np.bitwise_or(words, fill, out=words)
             pairs = pairs_buf[:, : 4 * c]
             np.take(_PAIRS, words.view(np.uint16), out=pairs, mode="wrap")
-            delims = rows[:, self.delim_pos] != self.delim_expect
             frame_bad = bad[s : s + c]
             frame_bad[:] = False
             if pairs.max() == 0xFFFF:  # rare: find the frames with a bad byte pair

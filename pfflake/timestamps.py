@@ -155,16 +155,25 @@ def frame_times(
     """
     if header_kind != "module":
         return frame_unix_t_ns(meta, header_kind)
-    rest = [f"quabo_{q}.{f}" for q in (1, 2, 3) for f in ("tv_usec", "pkt_nsec", "pkt_tai")]
-    full = dict(meta)
-    rows = np.flatnonzero(np.asarray(meta["quabo_0.tv_sec"]) == 0)
-    need = [k for k in rest if k not in meta]
-    if need:
-        n = len(meta["quabo_0.tv_sec"])
-        for k in need:
-            full[k] = np.zeros(n, dtype=np.int64)
-        if rows.size:
-            extra = fetch_rows(need, rows)
-            for k in need:
-                full[k][rows] = extra[k]
-    return module_unix_t_ns(full)
+    ns, flags = unix_t_ns(
+        meta["quabo_0.tv_sec"], meta["quabo_0.tv_usec"], meta["quabo_0.pkt_nsec"],
+        meta["quabo_0.pkt_tai"],
+    )
+    present = [np.asarray(meta[f"quabo_{q}.tv_sec"]) != 0 for q in range(4)]
+    all_present = present[0] & present[1] & present[2] & present[3]
+    if all_present.all():
+        return ns, flags
+    flags |= (~all_present).view(np.uint8) * np.uint8(QUALITY_QUABO_MISSING)
+    rows = np.flatnonzero(~present[0])
+    if rows.size:
+        rest = [f"quabo_{q}.{f}" for q in (1, 2, 3) for f in ("tv_usec", "pkt_nsec", "pkt_tai")]
+        have = {k: np.asarray(meta[k])[rows] for k in rest if k in meta}
+        need = [k for k in rest if k not in meta]
+        if need:
+            have.update(fetch_rows(need, rows))
+        sub = {f"quabo_{q}.tv_sec": np.asarray(meta[f"quabo_{q}.tv_sec"])[rows] for q in range(4)}
+        for f in ("tv_usec", "pkt_nsec", "pkt_tai"):
+            sub[f"quabo_0.{f}"] = np.asarray(meta[f"quabo_0.{f}"])[rows]
+        sub.update(have)
+        ns[rows], flags[rows] = module_unix_t_ns(sub)
+    return ns, flags
