@@ -230,6 +230,17 @@ def images(
     print(f"wrote {len(stack)} images to {out}")
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-lake"), help="Where to build the demo (replaced)."),
+    workers: int = typer.Option(0, help="Worker processes (0: all cores)."),
+) -> None:
+    """Build a lake from the sample runs and a simulated module pair; answer a few questions."""
+    from .demo import run_demo
+
+    run_demo(out, workers=workers or None)
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line unless --debug."""
     try:

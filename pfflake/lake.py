@@ -58,6 +58,7 @@ STAGING = "_staging"
 TABLES = ("frames", "runs", "files", "hk")
 ROW_GROUP_ROWS = 131_072
 UNIT_FRAMES = 65_536  # target frames per work unit (rounded to Zarr write units)
+INGEST_BATCH_FRAMES = 16_384  # frames in memory at once per worker (bounds RSS)
 _FINGERPRINT_BYTES = 65_536
 
 
@@ -187,6 +188,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
             run=task.run,
             start=task.zarr_start,
             stop=task.stop,
+            batch_size=INGEST_BATCH_FRAMES,
             images=False,
             stats=True,
             threshold=task.threshold,
