@@ -41,7 +41,7 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
     from .run import PanosetiRun
     from .sequence import sequence_info
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     for path in paths:
         if path.is_dir():
             run = PanosetiRun(path, strict=False)

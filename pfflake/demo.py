@@ -58,7 +58,10 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     from .query import light_curve
     from .simulate import BrightEvent, simulate_run
 
-    console = console or Console()
+    if console is None:
+        import sys
+
+        console = Console(width=None if sys.stdout.isatty() else 160)
     out = Path(out)
     if out.exists():
         if not (out / "lake" / "_pfflake_log").is_dir() and any(out.iterdir()):
@@ -90,14 +93,14 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     console.print("[bold]3. Asking questions[/] (sql/examples and the views)")
     _show(console, "Frames per stream and clock quality (view run_quality)", lake.sql(
         "SELECT run, data_product, module, frames, round(duration_s, 3) AS duration_s, "
-        "no_wr_frames, desync_frames, quabo_missing_frames FROM run_quality ORDER BY ALL"))
+        "no_wr_frames, clock_desync_frames, quabo_missing_frames FROM run_quality ORDER BY ALL"))
     _show(console, "Brightest frames", lake.sql(
         "SELECT run, data_product, module, frame, time, pixel_max, pixel_sum FROM frames "
         "ORDER BY pixel_max DESC LIMIT 5"))
     coinc = lake.coincidences([3, 4], 1_000, where="pixel_max > 1000")
-    table = coinc.to_arrow_table()
-    result.coincidences = table.num_rows
-    _show(console, "Coincidences: modules 3 and 4 within 1 us, pixel_max > 1000", coinc)
+    result.coincidences = coinc.to_arrow_table().num_rows
+    _show(console, "Coincidences: modules 3 and 4 within 1 us, pixel_max > 1000", coinc.select(
+        "module_1, frame_1, module_2, frame_2, unix_t_ns_1, dt_ns, pixel_max_1, pixel_max_2"))
 
     console.print("[bold]4. Fetching images[/] of the brightest frames")
     rows = lake.sql(
@@ -111,7 +114,8 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
         result.pngs.append(write_png(out / "png" / name, stack[i]))
 
     console.print("[bold]5. Light curve[/] of modules 3 and 4 (10 ms buckets)")
-    curve = light_curve(lake, 10_000_000, module=[3, 4]).to_arrow_table()
+    curve = light_curve(lake, 10_000_000, module=[3, 4], where="(time_quality & 2) = 0")
+    curve = curve.to_arrow_table()
     import pyarrow.csv as pacsv
 
     result.light_curve_csv = out / "light_curve.csv"
