@@ -333,13 +333,17 @@ class Lake:
         Reuses one connection while the lake's version is unchanged (a new
         connection costs ~15 ms; a query on a reused one ~1 ms).
         """
+        return self.connection().sql(query)
+
+    def connection(self):
+        """The lake's reused DuckDB connection, reopened when the lake's version changes."""
         version = self.version
         if self._con is None or self._con_version != version:
             if self._con is not None:
                 self._con.close()
             self._con = self.connect(self.snapshot(version))
             self._con_version = version
-        return self._con.sql(query)
+        return self._con
 
     def scan(self, name: str = "frames"):
         """A Polars LazyFrame over the committed files of a table (partition and time pruning)."""

@@ -92,9 +92,15 @@ def register_views(con, lake: Lake, snap: Snapshot) -> None:
 
     from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
 
-    hive_types = "{" + ", ".join(
-        f"'{k}': '{'VARCHAR' if t == pa.string() else 'INTEGER'}'" for k, t in S.PARTITION_KEYS
-    ) + "}"
+    # Committed files never change, so their footers can be cached across queries.
+    con.execute("SET parquet_metadata_cache = true")
+    hive_types = (
+        "{"
+        + ", ".join(
+            f"'{k}': '{'VARCHAR' if t == pa.string() else 'INTEGER'}'" for k, t in S.PARTITION_KEYS
+        )
+        + "}"
+    )
     tables = {
         "frames": (frames_schema(), f", hive_partitioning=true, hive_types={hive_types}"),
         "runs_all": (RUNS_SCHEMA, ""),
@@ -153,8 +159,7 @@ def _sql_dir(kind: str) -> Path:
 
 def _connection(lake: Lake):
     """The lake's DuckDB connection for its current version (opened if needed)."""
-    lake.sql("SELECT 1")
-    return lake._con
+    return lake.connection()
 
 
 # -- Polars scans ------------------------------------------------------------------
@@ -182,8 +187,12 @@ def scan(lake: Lake, name: str = "frames", snap: Snapshot | None = None) -> pl.L
             "(derived views: lake.sql('SELECT * FROM <view>').pl())"
         )
     table = SCAN_TABLES[name]
-    arrow_schema = {"frames": frames_schema(), "runs": RUNS_SCHEMA, "files": FILES_SCHEMA,
-                    "hk": HK_SCHEMA}[table]
+    arrow_schema = {
+        "frames": frames_schema(),
+        "runs": RUNS_SCHEMA,
+        "files": FILES_SCHEMA,
+        "hk": HK_SCHEMA,
+    }[table]
     full = pl.from_arrow(arrow_schema.empty_table()).schema
     paths = [str(p) for p in lake.table_paths(table, snap)]
     if not paths:
@@ -261,11 +270,15 @@ def _frame_keys(lake: Lake, snap: Snapshot, result: Any) -> pl.DataFrame:
             f"or (module, unix_t_ns); got {req.columns or 'none of them'}"
         )
     keys = keys.with_columns(
-        pl.col(S.RUN).cast(pl.String), pl.col(S.DATA_PRODUCT).cast(pl.String),
-        pl.col(S.MODULE).cast(pl.Int32), pl.col(S.FRAME).cast(pl.Int64),
+        pl.col(S.RUN).cast(pl.String),
+        pl.col(S.DATA_PRODUCT).cast(pl.String),
+        pl.col(S.MODULE).cast(pl.Int32),
+        pl.col(S.FRAME).cast(pl.Int64),
     )
     if keys.null_count().sum_horizontal().item():
-        raise QueryError("a query result for images has nulls in (run, data_product, module, frame)")
+        raise QueryError(
+            "a query result for images has nulls in (run, data_product, module, frame)"
+        )
     return keys
 
 
@@ -273,17 +286,26 @@ def _match_times(lake: Lake, snap: Snapshot, req: pl.DataFrame) -> pl.DataFrame:
     """Frames whose ``unix_t_ns`` equals each row's exactly, within its module (and product)."""
     import polars as pl
 
-    on = [S.MODULE, S.UNIX_T_NS] + ([S.DATA_PRODUCT] if S.DATA_PRODUCT in req.columns else [])
-    req = req.select(on).with_columns(
-        pl.col(S.MODULE).cast(pl.Int32), pl.col(S.UNIX_T_NS).cast(pl.Int64)
-    ).with_row_index("_row")
+    on = [S.MODULE, S.UNIX_T_NS] + [c for c in (S.DATA_PRODUCT, S.RUN) if c in req.columns]
+    req = (
+        req.select(on)
+        .with_columns(pl.col(S.MODULE).cast(pl.Int32), pl.col(S.UNIX_T_NS).cast(pl.Int64))
+        .with_row_index("_row")
+    )
     if req.height == 0:
-        return pl.DataFrame(schema={k: pl.String if k in (S.RUN, S.DATA_PRODUCT) else pl.Int64
-                                    for k in _FRAME_KEYS})
-    candidates = scan(lake, "frames", snap).filter(
-        pl.col(S.MODULE).is_in(req[S.MODULE].unique().to_list())
-        & pl.col(S.UNIX_T_NS).is_between(req[S.UNIX_T_NS].min(), req[S.UNIX_T_NS].max())
-    ).select(_FRAME_KEYS + (S.UNIX_T_NS,))
+        return pl.DataFrame(
+            schema={k: pl.String if k in (S.RUN, S.DATA_PRODUCT) else pl.Int64 for k in _FRAME_KEYS}
+        )
+    times = req[S.UNIX_T_NS].unique()
+    candidates = (
+        scan(lake, "frames", snap)
+        .filter(
+            pl.col(S.MODULE).is_in(req[S.MODULE].unique().to_list())
+            & pl.col(S.UNIX_T_NS).is_between(times.min(), times.max())
+            & pl.col(S.UNIX_T_NS).is_in(times.to_list())
+        )
+        .select((*_FRAME_KEYS, S.UNIX_T_NS))
+    )
     found = req.lazy().join(candidates, on=on, how="left").collect()
     per_row = found.group_by("_row").agg(pl.col(S.FRAME).count().alias("n")).sort("_row")
     missing = per_row.filter(pl.col("n") == 0)["_row"]
@@ -309,15 +331,16 @@ def _stream_index(snap: Snapshot) -> dict[tuple[str, str, int], StreamState]:
     return {(s.run, s.data_product, int(s.module)): s for s in snap.streams.values()}
 
 
-def _locate(lake: Lake, snap: Snapshot, keys: pl.DataFrame, *, one_product: bool = True):
+def _locate(lake: Lake, snap: Snapshot, keys: pl.DataFrame):
     """Group frame keys by stream: ``(product name, [(store, frames, rows), ...])``.
 
-    Raises unless every frame is below its stream's committed count.
+    One data product per call; raises unless every frame is below its
+    stream's committed count.
     """
     import polars as pl
 
     products = keys[S.DATA_PRODUCT].unique().to_list()
-    if one_product and len(products) > 1:
+    if len(products) > 1:
         raise QueryError(
             f"a query result for images must hold one data product per call, got "
             f"{sorted(products)}; filter on data_product first"
@@ -330,17 +353,25 @@ def _locate(lake: Lake, snap: Snapshot, keys: pl.DataFrame, *, one_product: bool
     )
     requests = []
     for run, product, module, frames, rows in groups.iter_rows():
-        state = streams.get((run, product, int(module)))
         frames = np.asarray(frames, dtype=np.int64)
-        committed = state.frames if state is not None and state.store else 0
-        bad = (frames < 0) | (frames >= committed)
-        if bad.any():
-            raise FrameNotFoundError(
-                f"run {run!r} {product} module {module}: frame {int(frames[bad][0])} is not "
-                f"committed (the lake has {committed} frames of this stream)"
-            )
-        requests.append((lake.root / state.store, frames, np.asarray(rows, dtype=np.int64)))
+        store = _committed_store(lake, streams, run, product, module, frames)
+        requests.append((store, frames, np.asarray(rows, dtype=np.int64)))
     return (products[0] if products else None), requests
+
+
+def _committed_store(
+    lake: Lake, streams, run: str, product: str, module: int, frames: np.ndarray
+) -> Path:
+    """The Zarr store of a stream; raises if any of ``frames`` is not committed."""
+    state = streams.get((run, product, int(module)))
+    committed = state.frames if state is not None and state.store else 0
+    bad = (frames < 0) | (frames >= committed)
+    if bad.any():
+        raise FrameNotFoundError(
+            f"run {run!r} {product} module {module}: frame {int(frames[bad][0])} is not "
+            f"committed (the lake has {committed} frames of this stream)"
+        )
+    return lake.root / state.store
 
 
 # -- reading Zarr objects --------------------------------------------------------------
@@ -357,18 +388,43 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+_SCRATCH = threading.local()
+_SCRATCH_MIN_BYTES = 1 << 20
+
+
+def _scratch(nbytes: int) -> np.ndarray:
+    """This thread's reusable decode buffer: a fresh 8 MB buffer per chunk costs page
+    faults (~30% of a decode); for small chunks a new buffer is cheaper than ``out=``."""
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _SCRATCH.buf = np.empty(nbytes, dtype=np.uint8)
+    return buf[:nbytes]
+
+
 def _decode(layout, payload: bytes | None) -> np.ndarray | None:
-    """One stored chunk -> its array (``None``: never written, i.e. all fill value 0)."""
+    """One stored chunk -> its array, valid until this thread decodes the next one
+    (``None``: never written, i.e. all fill value 0)."""
     if payload is None:
         return None
     data: Any = payload
-    for codec in reversed(layout.compressors):
-        data = codec.decode(data)
-    return np.frombuffer(data, dtype=layout.dtype).reshape(layout.chunk_shape)
+    codecs = layout.compressors[::-1]
+    for i, codec in enumerate(codecs):
+        if i == len(codecs) - 1 and layout.raw_chunk_bytes >= _SCRATCH_MIN_BYTES:
+            data = codec.decode(data, out=_scratch(layout.raw_chunk_bytes))
+        else:
+            data = codec.decode(data)
+    return np.frombuffer(
+        data, dtype=layout.dtype, count=layout.raw_chunk_bytes // layout.dtype.itemsize
+    ).reshape(layout.chunk_shape)
 
 
-def _place(out: np.ndarray, rows: np.ndarray, chunk: np.ndarray | None, local: np.ndarray,
-           pixel: tuple[int, int] | None) -> None:
+def _place(
+    out: np.ndarray,
+    rows: np.ndarray,
+    chunk: np.ndarray | None,
+    local: np.ndarray,
+    pixel: tuple[int, int] | None,
+) -> None:
     if chunk is None:
         out[rows] = 0
     elif pixel is None:
@@ -377,39 +433,47 @@ def _place(out: np.ndarray, rows: np.ndarray, chunk: np.ndarray | None, local: n
         out[rows] = chunk[local, pixel[0], pixel[1]]
 
 
-def _read_object(layout, index: int, frames: np.ndarray, rows: np.ndarray, out: np.ndarray,
-                 pixel: tuple[int, int] | None) -> None:
-    """Frames of one stored object (a chunk, or a shard read only for the chunks it needs)."""
+def _read_object(
+    layout,
+    index: int,
+    groups: list[tuple[int, int, int]],
+    frames: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
+    pixel: tuple[int, int] | None,
+) -> None:
+    """The frames of one stored object (a chunk; or a shard, of which only the index and
+    the inner chunks in ``groups`` are read). ``groups``: ``(chunk, lo, hi)``: positions
+    ``lo:hi`` of ``frames``/``rows`` fall in that chunk."""
     path = layout.key_path(index)
     if not layout.shard_frames:
         try:
             payload = path.read_bytes()
         except FileNotFoundError:
             payload = None
-        _place(out, rows, _decode(layout, payload), frames - index * layout.chunk_frames, pixel)
+        _, lo, hi = groups[0]
+        local = frames[lo:hi] - index * layout.chunk_frames
+        _place(out, rows[lo:hi], _decode(layout, payload), local, pixel)
         return
-    chunk_ids = frames // layout.chunk_frames
     try:
-        fh = open(path, "rb")  # noqa: SIM115
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        out[rows] = 0
+        out[rows[groups[0][1] : groups[-1][2]]] = 0
         return
-    with fh:
+    try:
         n_inner = layout.shard_frames // layout.chunk_frames
-        size = os.fstat(fh.fileno()).st_size
-        raw_index = os.pread(fh.fileno(), n_inner * 16 + 4, size - n_inner * 16 - 4)
+        index_bytes = n_inner * 16 + 4
+        raw_index = os.pread(fd, index_bytes, os.fstat(fd).st_size - index_bytes)
         _check_crc(raw_index, path)
-        table = np.frombuffer(raw_index[:-4], dtype="<u8").reshape(n_inner, 2)
-        cuts = np.flatnonzero(np.diff(chunk_ids)) + 1
-        for lo, hi in zip([0, *cuts], [*cuts, len(frames)], strict=True):
-            chunk_id = int(chunk_ids[lo])
-            offset, nbytes = table[chunk_id - index * n_inner]
-            payload = (
-                None if offset == _EMPTY_OFFSET
-                else os.pread(fh.fileno(), int(nbytes), int(offset))
-            )
+        table = np.frombuffer(raw_index, dtype="<u8", count=2 * n_inner).tolist()
+        first = index * n_inner
+        for chunk_id, lo, hi in groups:
+            offset, nbytes = table[2 * (chunk_id - first)], table[2 * (chunk_id - first) + 1]
+            payload = None if offset == _EMPTY_OFFSET else os.pread(fd, nbytes, offset)
             local = frames[lo:hi] - chunk_id * layout.chunk_frames
             _place(out, rows[lo:hi], _decode(layout, payload), local, pixel)
+    finally:
+        os.close(fd)
 
 
 def _check_crc(raw_index: bytes, path: Path) -> None:
@@ -419,23 +483,46 @@ def _check_crc(raw_index: bytes, path: Path) -> None:
         raise QueryError(f"{path}: shard index checksum mismatch (damaged shard)")
 
 
-def _read_with_zarr(path: Path, frames: np.ndarray, rows: np.ndarray, out: np.ndarray,
-                    pixel: tuple[int, int] | None) -> None:
+def _read_with_zarr(
+    path: Path, frames: np.ndarray, rows: np.ndarray, out: np.ndarray, pixel: tuple[int, int] | None
+) -> None:
     """Fallback for layouts pfflake does not write: zarr-python reads each chunk once per call."""
     import zarr
 
     array = zarr.open_array(path, mode="r")
     unique, inverse = np.unique(frames, return_inverse=True)
-    data = array.oindex[unique]
-    _place(out, rows, data, inverse, pixel)
+    _place(out, rows, array.oindex[unique], inverse, pixel)
 
 
-def _gather(requests: Sequence[tuple[Path, np.ndarray, np.ndarray]], name: str, out: np.ndarray,
-            pixel: tuple[int, int] | None = None) -> None:
+def _object_tasks(layout, frames: np.ndarray, rows: np.ndarray) -> list[tuple]:
+    """One task per stored object holding requested frames, with its chunks' positions."""
+    order = np.argsort(frames, kind="stable")
+    frames, rows = frames[order], rows[order]
+    chunks = frames // layout.chunk_frames
+    starts = np.flatnonzero(np.concatenate([[True], chunks[1:] != chunks[:-1]]))
+    ends = np.append(starts[1:], len(frames))
+    chunk_ids = chunks[starts]
+    objects = (chunk_ids * layout.chunk_frames // layout.object_frames).tolist()
+    groups: dict[int, list[tuple[int, int, int]]] = {}
+    for obj, chunk_id, lo, hi in zip(
+        objects, chunk_ids.tolist(), starts.tolist(), ends.tolist(), strict=True
+    ):
+        groups.setdefault(obj, []).append((chunk_id, lo, hi))
+    return [(_read_object, layout, obj, g, frames, rows) for obj, g in groups.items()]
+
+
+def _gather(
+    requests: Sequence[tuple[Path, np.ndarray, np.ndarray]],
+    name: str,
+    out: np.ndarray,
+    pixel: tuple[int, int] | None = None,
+) -> None:
     """Fill ``out[rows]`` with array ``name``'s ``frames`` of each store, each object read once.
 
     ``requests``: ``(store, frames, rows)``; frames in any order, with duplicates.
     With ``pixel=(row, col)`` only that pixel of each frame goes to ``out``.
+    Objects are read in a thread pool: numcodecs' zstd holds the GIL while it
+    decodes, so the threads overlap file reads (cold cache), not decoding.
     """
     from .zarr import ZarrLayoutError, _ArrayFiles
 
@@ -448,12 +535,7 @@ def _gather(requests: Sequence[tuple[Path, np.ndarray, np.ndarray]], name: str, 
         except ZarrLayoutError:
             tasks.append((_read_with_zarr, Path(store) / name, frames, rows))
             continue
-        order = np.argsort(frames, kind="stable")
-        frames, rows = frames[order], rows[order]
-        objects = frames // layout.object_frames
-        cuts = np.flatnonzero(np.diff(objects)) + 1
-        for lo, hi in zip([0, *cuts], [*cuts, len(frames)], strict=True):
-            tasks.append((_read_object, layout, int(objects[lo]), frames[lo:hi], rows[lo:hi]))
+        tasks += _object_tasks(layout, frames, rows)
     if len(tasks) <= 1:
         for fn, *args in tasks:
             fn(*args, out, pixel)
@@ -471,9 +553,9 @@ def images(lake: Lake, result: Any, *, as_xarray: bool = False):
 
     ``result``: a DuckDB relation, Polars DataFrame/LazyFrame, pandas DataFrame
     or Arrow table holding ``(run, data_product, module, frame)``, or just
-    ``(module, unix_t_ns)`` (optionally with ``data_product``): each row then
-    matches the frame of that module with exactly that time, and a row that
-    matches none or several raises. A DuckDB relation is run again here, so
+    ``(module, unix_t_ns)`` (optionally with ``data_product`` and ``run``):
+    each row then matches the frame of that module with exactly that time, and
+    a row that matches none or several raises. A DuckDB relation is run again here, so
     give it an ORDER BY if its order matters. One data product per call.
 
     Returns a new ``(N, H, W)`` array of the product's pixel dtype (an empty
@@ -510,8 +592,15 @@ def images(lake: Lake, result: Any, *, as_xarray: bool = False):
     )
 
 
-def images_at(lake: Lake, module: int, unix_t_ns, tolerance_ns: int, *,
-              data_product: str | None = None, run: str | None = None):
+def images_at(
+    lake: Lake,
+    module: int,
+    unix_t_ns,
+    tolerance_ns: int,
+    *,
+    data_product: str | None = None,
+    run: str | None = None,
+):
     """The frames of ``module`` nearest in time to each of ``unix_t_ns`` (int ns, scalar or array).
 
     Returns ``(images, rows)``: a scalar time gives one ``(H, W)`` image, an
@@ -528,9 +617,14 @@ def images_at(lake: Lake, module: int, unix_t_ns, tolerance_ns: int, *,
     wanted = np.atleast_1d(np.asarray(unix_t_ns, dtype=np.int64))
     tolerance_ns = int(tolerance_ns)
     snap = lake.snapshot()
-    where = (pl.col(S.MODULE) == int(module)) & pl.col(S.UNIX_T_NS).is_between(
-        int(wanted.min()) - tolerance_ns, int(wanted.max()) + tolerance_ns
-    ) if len(wanted) else pl.lit(False)
+    where = (
+        (pl.col(S.MODULE) == int(module))
+        & pl.col(S.UNIX_T_NS).is_between(
+            int(wanted.min()) - tolerance_ns, int(wanted.max()) + tolerance_ns
+        )
+        if len(wanted)
+        else pl.lit(False)
+    )
     if data_product is not None:
         where &= pl.col(S.DATA_PRODUCT) == get_product(data_product).name
     if run is not None:
@@ -540,8 +634,7 @@ def images_at(lake: Lake, module: int, unix_t_ns, tolerance_ns: int, *,
     products = candidates[S.DATA_PRODUCT].unique().to_list()
     if len(products) > 1:
         raise QueryError(
-            f"module {module} has frames of {sorted(products)} near these times; "
-            "pass data_product="
+            f"module {module} has frames of {sorted(products)} near these times; pass data_product="
         )
     times = candidates[S.UNIX_T_NS].to_numpy()
     best, ok = _nearest(times, wanted, tolerance_ns)
@@ -554,8 +647,15 @@ def images_at(lake: Lake, module: int, unix_t_ns, tolerance_ns: int, *,
     matched = candidates[best].with_columns(
         pl.Series("requested_unix_t_ns", wanted), pl.Series("_row", np.arange(len(wanted)))
     )
-    full = frames.join(matched.lazy().select([*_FRAME_KEYS, "requested_unix_t_ns", "_row"]),
-                       on=list(_FRAME_KEYS), how="inner").collect().sort("_row")
+    full = (
+        frames.join(
+            matched.lazy().select([*_FRAME_KEYS, "requested_unix_t_ns", "_row"]),
+            on=list(_FRAME_KEYS),
+            how="inner",
+        )
+        .collect()
+        .sort("_row")
+    )
     full = full.with_columns(
         (pl.col(S.UNIX_T_NS) - pl.col("requested_unix_t_ns")).alias("offset_ns")
     ).drop("_row")
@@ -564,7 +664,7 @@ def images_at(lake: Lake, module: int, unix_t_ns, tolerance_ns: int, *,
 
 
 def _nearest(times: np.ndarray, wanted: np.ndarray, tolerance_ns: int):
-    """Index into sorted ``times`` of the nearest to each wanted time, and whether within tolerance."""
+    """Index into sorted ``times`` of the nearest to each wanted time; whether within tolerance."""
     if len(times) == 0:
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
     after = np.clip(np.searchsorted(times, wanted, side="left"), 0, len(times) - 1)
@@ -590,25 +690,40 @@ def _modules_condition(module: int | Sequence[int] | None) -> str | None:
 
 
 def _product_condition(data_product: str | None) -> str | None:
-    return None if data_product is None else f"data_product = {_lit(get_product(data_product).name)}"
+    return (
+        None if data_product is None else f"data_product = {_lit(get_product(data_product).name)}"
+    )
 
 
 def _hk_series(field: str, devices: str | Mapping[int, str] | None) -> tuple[str, str]:
     """SQL of one hk field's readings and the join keys that tie them to a frame."""
     if devices is None:
-        return (f"SELECT run, module, unix_t_ns, value FROM hk_module WHERE field = {_lit(field)}",
-                "f.run = {h}.run AND f.module = {h}.module")
+        return (
+            f"SELECT run, module, unix_t_ns, value FROM hk_module WHERE field = {_lit(field)}",
+            "f.run = {h}.run AND f.module = {h}.module",
+        )
     if isinstance(devices, str):
-        return (f"SELECT run, unix_t_ns, value FROM hk WHERE device = {_lit(devices)} "
-                f"AND field = {_lit(field)}", "f.run = {h}.run")
+        return (
+            f"SELECT run, unix_t_ns, value FROM hk WHERE device = {_lit(devices)} "
+            f"AND field = {_lit(field)}",
+            "f.run = {h}.run",
+        )
     pairs = ", ".join(f"({int(m)}, {_lit(d)})" for m, d in devices.items())
-    return (f"SELECT h.run, m.module, h.unix_t_ns, h.value FROM hk AS h "
-            f"JOIN (VALUES {pairs}) AS m(module, device) ON m.device = h.device "
-            f"WHERE h.field = {_lit(field)}", "f.run = {h}.run AND f.module = {h}.module")
+    return (
+        f"SELECT h.run, m.module, h.unix_t_ns, h.value FROM hk AS h "
+        f"JOIN (VALUES {pairs}) AS m(module, device) ON m.device = h.device "
+        f"WHERE h.field = {_lit(field)}",
+        "f.run = {h}.run AND f.module = {h}.module",
+    )
 
 
-def frames_with_hk(lake: Lake, fields: str | Sequence[str] = ("DET_TEMP",), *,
-                   where: str | None = None, devices: str | Mapping[int, str] | None = None):
+def frames_with_hk(
+    lake: Lake,
+    fields: str | Sequence[str] = ("DET_TEMP",),
+    *,
+    where: str | None = None,
+    devices: str | Mapping[int, str] | None = None,
+):
     """Each frame (passing the SQL predicate ``where``) with the latest reading of each hk field
     at or before its ``unix_t_ns``, within its run (DuckDB ``ASOF LEFT JOIN``).
 
@@ -637,19 +752,35 @@ def frames_with_hk(lake: Lake, fields: str | Sequence[str] = ("DET_TEMP",), *,
         source, on = _hk_series(field, devices)
         ctes.append(f"{h} AS ({source})")
         joins.append(f"ASOF LEFT JOIN {h} ON {on.format(h=h)} AND f.unix_t_ns >= {h}.unix_t_ns")
-        columns += [f"{h}.value AS {_ident(field)}",
-                    f"{h}.unix_t_ns AS {_ident(field + '_unix_t_ns')}"]
+        columns += [
+            f"{h}.value AS {_ident(field)}",
+            f"{h}.unix_t_ns AS {_ident(field + '_unix_t_ns')}",
+        ]
     return lake.sql(
         f"WITH {', '.join(ctes)} SELECT f.*, {', '.join(columns)} FROM f {' '.join(joins)}"
     )
 
 
-_COINCIDENCE_COLUMNS = (S.RUN, S.DATA_PRODUCT, S.MODULE, S.FRAME, S.UNIX_T_NS, S.TIME_QUALITY,
-                        S.PIXEL_MAX, S.PIXEL_SUM)
+_COINCIDENCE_COLUMNS = (
+    S.RUN,
+    S.DATA_PRODUCT,
+    S.MODULE,
+    S.FRAME,
+    S.UNIX_T_NS,
+    S.TIME_QUALITY,
+    S.PIXEL_MAX,
+    S.PIXEL_SUM,
+)
 
 
-def coincidence_sql(modules: Sequence[int], window_ns: int, *, where: str | None = None,
-                    data_product: str | None = None, method: str = "band") -> str:
+def coincidence_sql(
+    modules: Sequence[int],
+    window_ns: int,
+    *,
+    where: str | None = None,
+    data_product: str | None = None,
+    method: str = "band",
+) -> str:
     """The SQL behind :func:`coincidences`; ``method`` ``"range"``/``"asof"`` exist to measure.
 
     ``"band"``: bucket = unix_t_ns // window_ns; each other module's frames
@@ -673,10 +804,13 @@ def coincidence_sql(modules: Sequence[int], window_ns: int, *, where: str | None
         bucket = f"unix_t_ns // {window_ns}"
         if method == "band" and i > 1:
             bucket = f"unnest([{bucket} - 1, {bucket}, {bucket} + 1])"
-        sides.append(f"s{i} AS (SELECT {cols}, {bucket} AS bucket FROM frames"
-                     f"{_conditions(f'module = {m}', product, where)})")
-    out = ", ".join(f"s{i}.{c} AS {c}_{i}" for i in range(1, len(modules) + 1)
-                    for c in _COINCIDENCE_COLUMNS)
+        sides.append(
+            f"s{i} AS (SELECT {cols}, {bucket} AS bucket FROM frames"
+            f"{_conditions(f'module = {m}', product, where)})"
+        )
+    out = ", ".join(
+        f"s{i}.{c} AS {c}_{i}" for i in range(1, len(modules) + 1) for c in _COINCIDENCE_COLUMNS
+    )
     times = ", ".join(f"s{i}.unix_t_ns" for i in range(1, len(modules) + 1))
     spread = f"greatest({times}) - least({times})"
     extra = ", s2.unix_t_ns - s1.unix_t_ns AS dt_ns" if len(modules) == 2 else ""
@@ -684,22 +818,35 @@ def coincidence_sql(modules: Sequence[int], window_ns: int, *, where: str | None
     order = " ORDER BY " + ", ".join(f"unix_t_ns_{i}" for i in range(1, len(modules) + 1))
     head = f"WITH {', '.join(sides)} "
     if method == "band":
-        joins = " ".join(f"JOIN s{i} ON s{i}.bucket = s1.bucket" for i in range(2, len(modules) + 1))
+        joins = " ".join(
+            f"JOIN s{i} ON s{i}.bucket = s1.bucket" for i in range(2, len(modules) + 1)
+        )
         return f"{head}{select} FROM s1 {joins} WHERE {spread} <= {window_ns}{order}"
     if method == "range":
         joins = " ".join(
             f"JOIN s{i} ON s{i}.unix_t_ns BETWEEN s1.unix_t_ns - {window_ns} "
-            f"AND s1.unix_t_ns + {window_ns}" for i in range(2, len(modules) + 1))
+            f"AND s1.unix_t_ns + {window_ns}"
+            for i in range(2, len(modules) + 1)
+        )
         return f"{head}{select} FROM s1 {joins} WHERE {spread} <= {window_ns}{order}"
     if method == "asof" and len(modules) == 2:
-        near = [f"{select} FROM s1 ASOF JOIN s2 ON s1.unix_t_ns {op} s2.unix_t_ns "
-                f"WHERE {spread} <= {window_ns}" for op in (">=", "<")]
+        near = [
+            f"{select} FROM s1 ASOF JOIN s2 ON s1.unix_t_ns {op} s2.unix_t_ns "
+            f"WHERE {spread} <= {window_ns}"
+            for op in (">=", "<")
+        ]
         return f"{head}SELECT * FROM ({near[0]} UNION ALL {near[1]}){order}"
     raise QueryError(f"unknown coincidence method {method!r} for {len(modules)} modules")
 
 
-def coincidences(lake: Lake, modules: Sequence[int], window_ns: int, *, where: str | None = None,
-                 data_product: str | None = None):
+def coincidences(
+    lake: Lake,
+    modules: Sequence[int],
+    window_ns: int,
+    *,
+    where: str | None = None,
+    data_product: str | None = None,
+):
     """Frames of different ``modules`` within ``window_ns`` of each other, each passing ``where``.
 
     One row per tuple (one frame of each module, in the order given) whose
@@ -714,15 +861,18 @@ def coincidences(lake: Lake, modules: Sequence[int], window_ns: int, *, where: s
 
     Implementation: a banded equi-join (bucket = unix_t_ns // window_ns; the
     other modules' frames repeated in buckets b-1, b, b+1, hash-joined on the
-    bucket, filtered to the window) -- exact and linear in the input.
-    Measured with ``benchmarks/bench_query.py`` on two ingested img16 modules
-    of 1,000,000 frames each (10 kHz, 2-core VM, DuckDB 2.0.1), every frame
-    coincident with one frame of the other module (1,000,000 pairs out),
-    median of 5: banded 0.37 s; DuckDB's inequality join (IEJoin,
-    ``BETWEEN t - w AND t + w``) 0.80 s; two ASOF joins (nearest frame on
-    each side, which can miss frames when the window exceeds a frame period)
-    0.78 s. With a selective ``where`` (``pixel_max > 1000``: 1,000 bright
-    frames per module) all three take 0.02-0.03 s, the scan dominates.
+    bucket, filtered to the window): exact, every tuple, linear in the input.
+    Chosen over DuckDB's inequality join and ASOF join by measurement
+    (``benchmarks/bench_query.py``: two ingested img16 modules of 1,000,000
+    frames each at 10 kHz, every frame coincident with one frame of the
+    other module, window 1 us, 1,000,000 pairs; 2-core VM shared with other
+    jobs, DuckDB 2.0.1, median of 5), join only (``count(*)``) / whole result
+    to Arrow, ordered: banded 0.36 s / 1.01 s; inequality join (IEJoin,
+    ``BETWEEN t - w AND t + w``) 0.54 s / 1.15 s; two ASOF joins (nearest
+    frame before and after; misses frames once the window exceeds a frame
+    period) 1.17 s / 1.44 s. With a window of 3 frame periods (6.1M pairs)
+    banded and IEJoin tie (1.7 s). With ``where="pixel_max > 1000"`` (1,500
+    bright frames per module) the search takes 0.13 s, the scan dominates.
     See :func:`coincidence_sql`.
     """
     return lake.sql(coincidence_sql(modules, window_ns, where=where, data_product=data_product))
@@ -731,32 +881,41 @@ def coincidences(lake: Lake, modules: Sequence[int], window_ns: int, *, where: s
 # -- light curves ---------------------------------------------------------------------
 
 
-def light_curve(lake: Lake, bucket_ns: int, *, module: int | Sequence[int] | None = None,
-                data_product: str | None = None, where: str | None = None,
-                pixel: tuple[int, int] | None = None):
+def light_curve(
+    lake: Lake,
+    bucket_ns: int,
+    *,
+    module: int | Sequence[int] | None = None,
+    data_product: str | None = None,
+    where: str | None = None,
+    pixel: tuple[int, int] | None = None,
+):
     """Time-bucketed brightness per data product and module, ready to plot.
 
     Columns: ``bucket_ns`` (bucket start, int ns), ``time`` (the same,
     timestamptz), ``data_product``, ``module``, ``frames``, and ``sum``,
     ``mean``, ``max`` of the frames' ``pixel_sum`` -- or, with
-    ``pixel=(row, col)``, of that pixel's value, read from the images (each
-    stream in chunk-aligned batches, so memory holds a batch's pixel values,
-    never its images). Ordered by data_product, module, bucket_ns. Returns a
-    DuckDB relation on the lake's connection.
+    ``pixel=(row, col)``, of that pixel's value, read from the images stream
+    by stream in chunk-aligned batches: memory holds one stream's frame
+    numbers and times (16 bytes a frame) and one batch's pixel values, never
+    images, and each stored chunk is decoded once. Ordered by data_product,
+    module, bucket_ns. Returns a DuckDB relation on the lake's connection.
     """
     bucket_ns = int(bucket_ns)
     if bucket_ns <= 0:
         raise QueryError(f"bucket_ns must be a positive number of ns, got {bucket_ns}")
-    conditions = _conditions(_modules_condition(module), _product_condition(data_product), where)
+    parts = [_modules_condition(module), _product_condition(data_product), where]
+    conditions = _conditions(*parts)
     if pixel is None:
-        bucket = f"(unix_t_ns // {bucket_ns}) * {bucket_ns}"
+        bucket = f"unix_t_ns // {bucket_ns} * {bucket_ns}"
         return lake.sql(
-            f"SELECT {bucket} AS bucket_ns, make_timestamp_ns({bucket}) AT TIME ZONE 'UTC' AS time, "
+            f"SELECT {bucket} AS bucket_ns, "
+            f"make_timestamp_ns({bucket}) AT TIME ZONE 'UTC' AS time, "
             "data_product, module, count(*) AS frames, CAST(sum(pixel_sum) AS BIGINT) AS sum, "
             "avg(pixel_sum) AS mean, max(pixel_sum) AS max "
             f"FROM frames{conditions} GROUP BY ALL ORDER BY data_product, module, bucket_ns"
         )
-    partials = _pixel_partials(lake, bucket_ns, conditions, (int(pixel[0]), int(pixel[1])))
+    partials = _pixel_partials(lake, bucket_ns, parts, (int(pixel[0]), int(pixel[1])))
     con = _connection(lake)
     table = pa.concat_tables(partials) if partials else _PARTIAL_SCHEMA.empty_table()
     return con.from_arrow(table).query(
@@ -768,43 +927,57 @@ def light_curve(lake: Lake, bucket_ns: int, *, module: int | Sequence[int] | Non
     )
 
 
-_PARTIAL_SCHEMA = pa.schema([
-    ("bucket_ns", pa.int64()), (S.DATA_PRODUCT, pa.string()), (S.MODULE, pa.int32()),
-    ("frames", pa.int64()), ("sum", pa.int64()), ("max", pa.int64()),
-])
+_PARTIAL_SCHEMA = pa.schema(
+    [
+        ("bucket_ns", pa.int64()),
+        (S.DATA_PRODUCT, pa.string()),
+        (S.MODULE, pa.int32()),
+        ("frames", pa.int64()),
+        ("sum", pa.int64()),
+        ("max", pa.int64()),
+    ]
+)
 _PIXEL_BATCH_FRAMES = 1 << 18
 
 
-def _pixel_partials(lake: Lake, bucket_ns: int, conditions: str, pixel: tuple[int, int]):
+def _pixel_partials(
+    lake: Lake, bucket_ns: int, parts: list[str | None], pixel: tuple[int, int]
+) -> list[pa.Table]:
     """Per-bucket (frames, sum, max) of one pixel, stream by stream, in chunk-aligned batches."""
-    snap = lake.snapshot()
     con = _connection(lake)
-    streams = con.sql(f"SELECT DISTINCT run, data_product, module FROM frames{conditions}").fetchall()
+    streams = _stream_index(lake.snapshot())
+    keys = con.sql(f"SELECT DISTINCT run, data_product, module FROM frames{_conditions(*parts)}")
     partials = []
-    for run, product_name, module in streams:
+    for run, product_name, module in keys.fetchall():
         product = get_product(product_name)
-        if not (0 <= pixel[0] < product.image_shape[0] and 0 <= pixel[1] < product.image_shape[1]):
-            raise QueryError(f"pixel {pixel} is outside {product.name} images {product.image_shape}")
-        keys = _conditions(conditions.removeprefix(" WHERE "), f"run = {_lit(run)}",
-                           f"data_product = {_lit(product_name)}", f"module = {int(module)}")
-        rows = con.sql(f"SELECT frame, unix_t_ns FROM frames{keys} ORDER BY frame").fetchnumpy()
+        if not all(0 <= p < n for p, n in zip(pixel, product.image_shape, strict=True)):
+            raise QueryError(
+                f"pixel {pixel} is outside {product.name} images {product.image_shape}"
+            )
+        stream = _conditions(
+            *parts,
+            f"run = {_lit(run)}",
+            f"data_product = {_lit(product_name)}",
+            f"module = {int(module)}",
+        )
+        rows = con.sql(f"SELECT frame, unix_t_ns FROM frames{stream} ORDER BY frame").fetchnumpy()
         frames, times = np.asarray(rows[S.FRAME]), np.asarray(rows[S.UNIX_T_NS])
-        for lo in range(0, len(frames), _PIXEL_BATCH_FRAMES):
-            cut = _chunk_aligned_stop(frames, lo, _PIXEL_BATCH_FRAMES)
-            batch = frames[lo:cut]
-            keys_df = _key_frame(run, product_name, module, batch)
-            _, requests = _locate(lake, snap, keys_df)
-            values = np.empty(len(batch), dtype=np.int64)
-            _gather(requests, "images", values, pixel=pixel)
-            buckets = (times[lo:cut] // bucket_ns) * bucket_ns
+        store = _committed_store(lake, streams, run, product_name, module, frames)
+        lo = 0
+        while lo < len(frames):
+            hi = _chunk_aligned_stop(frames, lo, _PIXEL_BATCH_FRAMES)
+            values = np.empty(hi - lo, dtype=np.int64)
+            _gather([(store, frames[lo:hi], np.arange(hi - lo))], "images", values, pixel=pixel)
+            buckets = (times[lo:hi] // bucket_ns) * bucket_ns
             partials.append(_bucket_partial(buckets, values, product_name, int(module)))
+            lo = hi
     return partials
 
 
 def _chunk_aligned_stop(frames: np.ndarray, lo: int, size: int) -> int:
-    """End of a batch starting at ``lo``: about ``size`` frames, ending where the frame
-    number crosses a 2**16 boundary (a multiple of every chunk and shard length pfflake
-    writes), so no stored object is read by two batches."""
+    """End of a batch of about ``size`` frames starting at ``lo``, cut where the frame
+    number crosses a multiple of 2**16 (a multiple of every chunk and shard length
+    pfflake writes), so no stored object is decoded by two batches."""
     stop = min(lo + size, len(frames))
     if stop == len(frames):
         return stop
@@ -812,28 +985,25 @@ def _chunk_aligned_stop(frames: np.ndarray, lo: int, size: int) -> int:
     return max(int(np.searchsorted(frames, edge, side="left")), lo + 1)
 
 
-def _key_frame(run: str, product: str, module: int, frames: np.ndarray) -> pl.DataFrame:
-    import polars as pl
-
-    n = len(frames)
-    return pl.DataFrame({
-        S.RUN: [run] * n, S.DATA_PRODUCT: [product] * n,
-        S.MODULE: pl.Series(np.full(n, module, dtype=np.int32)), S.FRAME: frames,
-    })
-
-
 def _bucket_partial(buckets: np.ndarray, values: np.ndarray, product: str, module: int) -> pa.Table:
     starts, counts = np.unique(buckets, return_counts=True)
     sorted_values = values[np.argsort(buckets, kind="stable")]
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    return pa.table({
-        "bucket_ns": starts.astype(np.int64),
-        S.DATA_PRODUCT: pa.array([product] * len(starts), pa.string()),
-        S.MODULE: pa.array(np.full(len(starts), module, dtype=np.int32)),
-        "frames": counts.astype(np.int64),
-        "sum": np.add.reduceat(sorted_values, offsets) if len(starts) else np.empty(0, np.int64),
-        "max": np.maximum.reduceat(sorted_values, offsets) if len(starts) else np.empty(0, np.int64),
-    }, schema=_PARTIAL_SCHEMA)
+    return pa.table(
+        {
+            "bucket_ns": starts.astype(np.int64),
+            S.DATA_PRODUCT: pa.array([product] * len(starts), pa.string()),
+            S.MODULE: pa.array(np.full(len(starts), module, dtype=np.int32)),
+            "frames": counts.astype(np.int64),
+            "sum": np.add.reduceat(sorted_values, offsets)
+            if len(starts)
+            else np.empty(0, np.int64),
+            "max": np.maximum.reduceat(sorted_values, offsets)
+            if len(starts)
+            else np.empty(0, np.int64),
+        },
+        schema=_PARTIAL_SCHEMA,
+    )
 
 
 __all__ = [
