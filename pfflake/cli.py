@@ -168,6 +168,17 @@ def sql(
     _emit_table(table, fmt, out)
 
 
+def plain_rows(table) -> list[dict]:
+    """Rows as Python values, timestamps as ISO strings (nanoseconds kept, no pandas needed)."""
+    import pyarrow as pa
+
+    columns = [
+        col.cast(pa.string()) if pa.types.is_timestamp(col.type) else col
+        for col in table.columns
+    ]
+    return pa.table(columns, names=table.column_names).to_pylist()
+
+
 def _emit_table(table, fmt: str, out: Path | None) -> None:
     import json
 
@@ -179,7 +190,7 @@ def _emit_table(table, fmt: str, out: Path | None) -> None:
         view = Table(show_lines=False)
         for name in table.column_names:
             view.add_column(name)
-        for row in table.slice(0, 200).to_pylist():
+        for row in plain_rows(table.slice(0, 200)):
             view.add_row(*["" if v is None else str(v) for v in row.values()])
         console.print(view)
         if table.num_rows > 200:
@@ -187,7 +198,7 @@ def _emit_table(table, fmt: str, out: Path | None) -> None:
     elif fmt == "csv":
         pacsv.write_csv(table, str(out) if out else sys.stdout.buffer)
     elif fmt == "json":
-        text = "\n".join(json.dumps(r, default=str) for r in table.to_pylist())
+        text = "\n".join(json.dumps(r, default=str) for r in plain_rows(table))
         if out:
             out.write_text(text + "\n")
         else:
@@ -224,7 +235,7 @@ def images(
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "images.npy", stack)
     if png:
-        for i, row in enumerate(rows.to_pylist()):
+        for i, row in enumerate(plain_rows(rows)):
             name = f"{i:05d}_{row.get('data_product')}_m{row.get('module')}_f{row.get('frame')}.png"
             write_png(out / name, stack[i])
     print(f"wrote {len(stack)} images to {out}")
@@ -247,16 +258,13 @@ def main() -> None:
         app(standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(1)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except typer.TyperException as e:  # usage errors: typer already printed them
+        sys.exit(e.exit_code)
     except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
         if _state["debug"] or "--debug" in sys.argv:
             raise
         print(f"pfflake: error: {e}", file=sys.stderr)

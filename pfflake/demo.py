@@ -18,6 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from .cli import plain_rows
 from .file import PFFWarning
 from .lake import Lake
 from .png import write_png
@@ -46,7 +47,7 @@ def _show(console: Console, title: str, rel) -> None:
     view = Table(title=title, title_justify="left")
     for name in table.column_names:
         view.add_column(name, overflow="fold")
-    for row in table.to_pylist():
+    for row in plain_rows(table):
         view.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
                        for v in row.values()])
     console.print(view)
