@@ -13,36 +13,17 @@ process streaming the file, to show memory follows the batch, not the file.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _common import page_cache_read, timeit
 
 from pfflake import PFFSequence
 from pfflake.arrow import frame_batches, to_arrow
 from pfflake.simulate import make_big_stream
-
-
-def page_cache_read(path: Path) -> float:
-    buf = bytearray(8 * 1024 * 1024)
-    t = time.perf_counter()
-    with open(path, "rb", buffering=0) as f:
-        while f.readinto(buf):
-            pass
-    return time.perf_counter() - t
-
-
-def timeit(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def drain(path: Path, batch_size: int, **kw) -> int:

@@ -12,16 +12,15 @@ own writer under --dir and reused. Then measures peak RSS of streaming a
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _common import page_cache_read, timeit
 
 from pfflake.paths import format_pff_name
 from pfflake.products import get_product
@@ -73,25 +72,6 @@ def _images(prod, n, rng):
     if prod.dtype.kind == "u":
         return rng.poisson(30, shape).astype(prod.dtype)
     return (rng.normal(0, 20, shape) + 700).astype(prod.dtype)
-
-
-def page_cache_read(path: Path) -> float:
-    buf = bytearray(8 * 1024 * 1024)
-    t = time.perf_counter()
-    with open(path, "rb", buffering=0) as f:
-        while f.readinto(buf):
-            pass
-    return time.perf_counter() - t
-
-
-def timeit(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def tasks(path: Path, n_random: int = 1000):

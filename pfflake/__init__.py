@@ -20,12 +20,22 @@ from .sequence import PFFSequence
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``pfflake.Lake`` without importing pyarrow/duckdb for readers that never use it."""
+    if name == "Lake":
+        from .lake import Lake
+
+        return Lake
+    raise AttributeError(f"module 'pfflake' has no attribute {name!r}")
+
 __all__ = [
     "PRODUCTS",
     "CorruptFrameError",
     "CorruptHeaderError",
     "DataProduct",
     "FileNameError",
+    "Lake",
     "PFFError",
     "PFFFile",
     "PFFFormatError",

@@ -39,16 +39,17 @@ import numpy as np
 
 from .paths import HK_FILE_NAME, format_pff_name, format_run_name
 from .products import DataProduct, get_product
+
+# The flag values are the reader's contract; the expected flags themselves are
+# computed here independently of pfflake.timestamps (this module is test truth).
+from .timestamps import (
+    NS_PER_S,
+    QUALITY_DESYNC,
+    QUALITY_NO_WR,
+    QUALITY_OK,
+    QUALITY_QUABO_MISSING,
+)
 from .writer import PFFWriter, fixed_layout, write_hk
-
-NS_PER_S = 1_000_000_000
-TAI_MINUS_UTC_S = 37
-
-#: Quality flag bits a reader reports per frame (PFF-FORMAT.md timestamp rule).
-QUALITY_OK = 0
-QUALITY_NO_WR = 1
-QUALITY_DESYNC = 2
-QUALITY_QUABO_MISSING = 4
 
 DEFAULT_START = datetime(2024, 7, 1, 5, 0, 0, tzinfo=UTC)
 #: Credentials written into the simulated configs; redacted output must not contain them.
