@@ -295,8 +295,10 @@ class _StreamPlan:
 class Lake:
     """A pfflake lake at ``path`` (created on first ingest)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], **zarr_layout: Any) -> None:
         self.root = Path(path)
+        #: create_store options for new Zarr stores (time_chunk, ts_chunk, shard_factor).
+        self.zarr_layout = zarr_layout
         self._con = None
         self._con_version: int | None = None
 
@@ -535,6 +537,7 @@ class Lake:
                     p.stop,
                     run_configs=configs,
                     overwrite=True,
+                    **self.zarr_layout,
                 )
             else:
                 resize_store(p.store, p.stop)
