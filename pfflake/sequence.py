@@ -129,6 +129,7 @@ class PFFSequence:
         self._open: OrderedDict[int, None] = OrderedDict()
         self._ts: np.ndarray | None = None
         self._quality: np.ndarray | None = None
+        self._is_monotonic: bool | None = None
         for f in self._files:
             f.close()
 
@@ -524,7 +525,7 @@ class PFFSequence:
         return int(np.argmin(np.abs(ts - t)))
 
     def _monotonic(self) -> bool:
-        if not hasattr(self, "_is_monotonic") or self._is_monotonic is None:
+        if self._is_monotonic is None:
             ts = self.timestamps()
             self._is_monotonic = bool(np.all(ts[1:] >= ts[:-1]))
         return self._is_monotonic
