@@ -240,10 +240,21 @@ class PFFFile:
                 if check_delimiters(buf, int(k) * fs, 1, fs, layout)[0]:
                     return False
             self._fixed_damage(layout, fs, n, np.flatnonzero(bad))
+        tail = self.size - n * fs
+        if tail and not self._tail_fits(layout, n * fs, tail):
+            return False  # frames are not all fs bytes long (e.g. a compact writer)
         self.layout, self.frame_size = layout, fs
         self.n_frames = n if self._keep is None else len(self._keep)
         self._note_tail(n * fs)
         return True
+
+    def _tail_fits(self, layout: HeaderLayout, start: int, length: int) -> bool:
+        """Do the bytes after the last whole frame match the start of the header template?"""
+        upto = min(length, layout.header_size)
+        got = self.buffer[start : start + upto]
+        want = np.frombuffer(layout.template[:upto], dtype=np.uint8)
+        fixed = ~layout.value_mask[:upto]
+        return bool((got[fixed] == want[fixed]).all())
 
     def _check_frames(self, frames: np.ndarray, layout: HeaderLayout, fs: int) -> np.ndarray:
         """Bool per frame: header bytes outside values differ from the template, or no '*'."""
@@ -326,9 +337,8 @@ class PFFFile:
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._img_offsets = np.asarray(images, dtype=np.int64)
         keys = self.product.header_fields
-        self._meta = {
-            k: np.fromiter((r.get(k, 0) for r in rows), dtype=np.int64, count=len(rows))
-            for k in sorted({k for r in rows for k in r} | set(keys))
+        self._meta = {  # only the product's fields: other keys may hold any JSON number
+            k: np.fromiter((r[k] for r in rows), dtype=np.int64, count=len(rows)) for k in keys
         }
         self.n_frames = len(offsets)
         if self.damage:

@@ -79,7 +79,10 @@ def parse_header(raw: bytes) -> dict:
     Duplicate keys are rejected: JSON would silently keep the last one.
     """
     text = raw.decode("ascii")  # UnicodeDecodeError is a ValueError
-    header = json.loads(text, object_pairs_hook=_reject_duplicates)
+    try:
+        header = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except RecursionError:
+        raise ValueError("header nests too deeply") from None
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")
     return header
@@ -90,6 +93,9 @@ def check_fields(flat: dict[str, int], product: DataProduct) -> None:
     missing = [k for k in product.header_fields if k not in flat]
     if missing:
         raise ValueError(f"header lacks field(s) {', '.join(missing)}")
+    wide = [k for k in product.header_fields if not -(2**63) <= flat[k] < 2**63]
+    if wide:
+        raise ValueError(f"header field(s) {', '.join(wide)} outside the int64 range")
 
 
 def detect_layout(header: bytes, product: DataProduct) -> HeaderLayout | None:
