@@ -158,6 +158,11 @@ def _pair_table() -> np.ndarray:
 
 _PAIRS = _pair_table()
 _SPACES = np.uint64(0x2020202020202020)
+_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_BIT4 = np.uint64(0x1010101010101010)
+# Smallest and one-past-largest value with d printed digits (index d; 0 digits: invalid).
+_LOW = np.array([1] + [0] + [10**d for d in range(1, 18)], dtype=np.int64)
+_HIGH = np.array([0] + [10**d for d in range(1, 19)], dtype=np.int64)
 
 
 class DecodePlan:
@@ -236,6 +241,7 @@ class DecodePlan:
         words_buf = np.empty((nw, win), dtype=np.uint64)
         pairs_buf = np.empty((nw, win * 4), dtype=np.uint16)
         tmp_buf = np.empty((nw, win), dtype=np.uint64)
+        spare_buf = np.empty((nw, win), dtype=np.uint64)
         keep, fill = self.keep[:, None], self.fill[:, None]
         released = lo
         for s in range(lo, hi, win):
@@ -259,6 +265,16 @@ class DecodePlan:
                 frame_bad |= (pairs.reshape(nw, c, 4) == 0xFFFF).any(axis=(0, 2))
             if delims.any():
                 frame_bad |= delims.any(axis=1)
+            # Printed digits per word: bytes that are not spaces (fill bytes are spaces).
+            digits = tmp_buf[:, :c]
+            np.bitwise_xor(words, _SPACES, out=digits)
+            high = spare_buf[:, :c]
+            np.right_shift(digits, np.uint64(4), out=high)
+            np.bitwise_or(digits, high, out=digits)
+            np.bitwise_and(digits, _LOW_NIBBLES, out=digits)
+            np.add(digits, _LOW_NIBBLES, out=digits)  # bit 4 set iff the byte was not a space
+            np.bitwise_and(digits, _BIT4, out=digits)
+            printed = np.bitwise_count(digits).astype(np.int8)
             value = pairs.view(np.uint64)  # four 16-bit lanes of 0..99, most significant first
             tmp = tmp_buf[:, :c]
             np.right_shift(value, np.uint64(16), out=tmp)
@@ -273,6 +289,17 @@ class DecodePlan:
                 np.multiply(value[k:], np.uint64(100_000_000), out=tmp[:m])
                 np.add(value[:m], tmp[:m], out=value[:m])
             out[:, s : s + c] = value[:k]
+            # A right-aligned number without leading zeros has exactly as many digits as
+            # were printed: this catches "08" and a space inside a number ("6 4").
+            if m:
+                printed[:m] += printed[k:]
+            n_digits = printed[:k]
+            vals = out[:, s : s + c]
+            wrong = (vals < np.take(_LOW, n_digits, mode="wrap")) | (
+                vals >= np.take(_HIGH, n_digits, mode="wrap")
+            )
+            if wrong.any():
+                frame_bad |= wrong.any(axis=0)
             if done is not None and (s + c - released >= 16 * win or s + c == hi):
                 done(base + released * frame_size, base + (s + c) * frame_size)
                 released = s + c

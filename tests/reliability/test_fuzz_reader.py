@@ -709,13 +709,6 @@ def test_strict_timestamps_ignore_corrupt_other_field(tmp_path):
         seq.timestamps()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: fixed-layout fast decode accepts a number with a "
-    "leading zero (space flipped to '0': '\"quabo_num\":08'), invalid JSON: strict "
-    "get_metadata_arrays returns 8 (get_frame raises), lenient keeps the frame with "
-    "no damage recorded",
-)
 @pytest.mark.parametrize("strict", [True, False])
 def test_leading_zero_decoded_silently(tmp_path, strict):
     p = get_product("ph256")
@@ -736,12 +729,6 @@ def test_leading_zero_decoded_silently(tmp_path, strict):
         assert len(seq) == 1 and seq.get_metadata_arrays(["quabo_num"])["quabo_num"].tolist() == [6]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: fixed-layout fast decode reads a space inside a number as the digit 0: "
-    "'614' overwritten to '6 4' (invalid JSON) is returned as 604 -- a silently WRONG value, "
-    "strict and lenient",
-)
 @pytest.mark.parametrize("strict", [True, False])
 def test_inner_space_decoded_as_zero(tmp_path, strict):
     p = get_product("ph256")
