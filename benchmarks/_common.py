@@ -27,3 +27,21 @@ def timeit(fn, runs: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def peak_rss_of(code: str) -> int:
+    """Peak RSS (bytes) of a fresh Python process running ``code``.
+
+    Reads VmHWM from /proc: ``ru_maxrss`` is inherited across fork/exec on
+    Linux and would report the parent's peak instead.
+    """
+    import subprocess
+    import sys
+
+    probe = (
+        "\nprint([l for l in open('/proc/self/status')"
+        " if l.startswith('VmHWM')][0].split()[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code + probe], capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout.split()[-1]) * 1024

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from _common import page_cache_read, timeit
+from _common import page_cache_read, peak_rss_of, timeit
 
 from pfflake import PFFSequence
 from pfflake.arrow import frame_batches, to_arrow
@@ -48,10 +46,8 @@ def rss_probe(path: Path, batch_size: int, images: bool) -> int:
         f"seq = PFFSequence([{str(path)!r}])\n"
         f"reader = to_arrow(seq, batch_size={batch_size}, images={images})\n"
         "n = sum(b.num_rows for b in reader)\n"
-        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) * 1024
+    return peak_rss_of(code)
 
 
 def main() -> None:

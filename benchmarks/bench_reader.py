@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from _common import page_cache_read, timeit
+from _common import page_cache_read, peak_rss_of, timeit
 
 from pfflake.paths import format_pff_name
 from pfflake.products import get_product
@@ -152,10 +150,8 @@ def rss_probe(path: Path) -> int:
         f"seq = PFFSequence([{str(path)!r}])\n"
         "s = 0\n"
         "for b in seq.iter_batches(4096): s += int(b.sum(dtype=np.int64))\n"
-        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) * 1024
+    return peak_rss_of(code)
 
 
 def main() -> None:
