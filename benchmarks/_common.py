@@ -29,6 +29,24 @@ def timeit(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def paired(theirs, ours, runs: int) -> tuple[float, float, float]:
+    """Time ``theirs`` and ``ours`` alternately ``runs`` times.
+
+    Returns (median theirs s, median ours s, median of the per-pair ratios
+    theirs/ours). On a shared machine whose speed drifts, each pair runs under
+    the same conditions, so the median ratio is steadier than a ratio of medians.
+    """
+    a, b = [], []
+    for _ in range(runs):
+        for fn, out in ((theirs, a), (ours, b)):
+            gc.collect()
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    return statistics.median(a), statistics.median(b), statistics.median(ratios)
+
+
 def peak_rss_of(code: str) -> int:
     """Peak RSS (bytes) of a fresh Python process running ``code``.
 

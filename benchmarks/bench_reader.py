@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from _common import page_cache_read, peak_rss_of, timeit
+from _common import page_cache_read, paired, peak_rss_of
 
 from pfflake.paths import format_pff_name
 from pfflake.products import get_product
@@ -174,7 +174,10 @@ def main() -> None:
             args.dir / format_pff_name(start, "ph256", 254, 0), "ph256", int(args.ph256_gb * 1e9)
         ),
     }
-    print(f"median of {args.runs} runs; ratio = pypff_time / pfflake_time")
+    print(
+        f"{args.runs} alternating runs; times are medians, ratio = median of the "
+        "per-run pypff_time / pfflake_time"
+    )
     for name, path in files.items():
         size = path.stat().st_size
         check_same_answers(path)
@@ -189,9 +192,7 @@ def main() -> None:
         )
         task_list, theirs, ours = tasks(path)
         for label, make, target in task_list:
-            t_theirs = timeit(make(theirs), args.runs)
-            t_ours = timeit(make(ours), args.runs)
-            ratio = t_theirs / t_ours
+            t_theirs, t_ours, ratio = paired(make(theirs), make(ours), args.runs)
             flag = "ok" if ratio >= target else "MISS"
             print(
                 f"  {label:38s} {t_theirs:9.3f} {t_ours:10.4f} {ratio:6.1f}x {target:5.0f}x "

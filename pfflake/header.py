@@ -138,10 +138,12 @@ _PARALLEL_ABOVE = 16_384  # frames; below this, threads cost more than they save
 
 
 def _pair_table() -> np.ndarray:
-    """Two ASCII bytes (little-endian uint16) -> their value 0..99, or 0xFFFF if invalid.
+    """Two ASCII bytes (little-endian uint16) -> ``value | printed << 8``, or 0xFFFF.
 
-    Valid pairs are digits or spaces with no space after a digit (values are
-    right-aligned): one table lookup both decodes and checks two bytes.
+    ``value`` is 0..99 (a space counts as 0) and ``printed`` the number of
+    digits among the two bytes (0..2). Valid pairs are digits or spaces with
+    no space after a digit (values are right-aligned): one table lookup
+    decodes, counts and checks two bytes.
     """
     codes = np.arange(256)
     digit = np.where((codes >= 48) & (codes <= 57), codes - 48, -1)
@@ -152,14 +154,16 @@ def _pair_table() -> np.ndarray:
     ok2 = (d2 >= 0) | is_space[second]
     ok = ok1 & ok2 & ~((d1 >= 0) & is_space[second])
     value = np.maximum(d1, 0) * 10 + np.maximum(d2, 0)
-    table = np.where(ok, value, 0xFFFF).astype(np.uint16)
+    printed = (d1 >= 0).astype(np.int64) + (d2 >= 0)
+    table = np.where(ok, value | (printed << 8), 0xFFFF).astype(np.uint16)
     return table.T.reshape(-1)  # index = first + 256 * second
 
 
 _PAIRS = _pair_table()
 _SPACES = np.uint64(0x2020202020202020)
-_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
-_BIT4 = np.uint64(0x1010101010101010)
+_VALUE_BITS = np.uint64(0x007F007F007F007F)  # the four 0..99 values of a word's pairs
+_PRINTED_BITS = np.uint64(0x0300030003000300)  # their printed-digit counts
+_LANES = np.uint64(0x0001000100010001)  # x * _LANES sums the four lanes into the top one
 # Smallest and one-past-largest value with d printed digits (index d; 0 digits: invalid).
 _LOW = np.array([1] + [0] + [10**d for d in range(1, 18)], dtype=np.int64)
 _HIGH = np.array([0] + [10**d for d in range(1, 19)], dtype=np.int64)
@@ -265,17 +269,12 @@ class DecodePlan:
                 frame_bad |= (pairs.reshape(nw, c, 4) == 0xFFFF).any(axis=(0, 2))
             if delims.any():
                 frame_bad |= delims.any(axis=1)
-            # Printed digits per word: bytes that are not spaces (fill bytes are spaces).
-            digits = tmp_buf[:, :c]
-            np.bitwise_xor(words, _SPACES, out=digits)
-            high = spare_buf[:, :c]
-            np.right_shift(digits, np.uint64(4), out=high)
-            np.bitwise_or(digits, high, out=digits)
-            np.bitwise_and(digits, _LOW_NIBBLES, out=digits)
-            np.add(digits, _LOW_NIBBLES, out=digits)  # bit 4 set iff the byte was not a space
-            np.bitwise_and(digits, _BIT4, out=digits)
-            printed = np.bitwise_count(digits).astype(np.int8)
-            value = pairs.view(np.uint64)  # four 16-bit lanes of 0..99, most significant first
+            value = pairs.view(np.uint64)  # four 16-bit lanes, most significant first
+            printed = spare_buf[:, :c]  # digits printed per word: sum of the lanes' counts
+            np.bitwise_and(value, _PRINTED_BITS, out=printed)
+            np.multiply(printed, _LANES, out=printed)
+            np.right_shift(printed, np.uint64(56), out=printed)
+            np.bitwise_and(value, _VALUE_BITS, out=value)
             tmp = tmp_buf[:, :c]
             np.right_shift(value, np.uint64(16), out=tmp)
             np.multiply(value, np.uint64(100), out=value)
@@ -292,7 +291,7 @@ class DecodePlan:
             # A right-aligned number without leading zeros has exactly as many digits as
             # were printed: this catches "08" and a space inside a number ("6 4").
             if m:
-                printed[:m] += printed[k:]
+                np.add(printed[:m], printed[k:], out=printed[:m])
             n_digits = printed[:k]
             vals = out[:, s : s + c]
             wrong = (vals < np.take(_LOW, n_digits, mode="wrap")) | (
