@@ -1,7 +1,7 @@
 """Lake queries vs "the pypff way" (numpy over pypff-format Zarr stores), side by side.
 
 Run:  uv run python benchmarks/bench_query.py [--frames 1000000] [--replicas 8] [--runs 5]
-      uv run python benchmarks/bench_query.py --layout shard16     # a proposed store layout
+      uv run python benchmarks/bench_query.py --layout pypff       # another store layout
 
 Data (made once under --dir, reused): a simulated run of two img16 modules
 (1, 2) of --frames frames each at 10 kHz (2.54 kB a frame: 5 GB of PFF for 1M
@@ -11,11 +11,11 @@ reach >= 10M frame rows, --replicas more modules (3, 4, ...) are added by
 hard-linking modules 1 and 2's committed Parquet files and Zarr stores under
 new module partitions and committing them to the log: every frame row of the
 lake is a real PFF-derived row with a real image behind it, but replicas are
-copies (same times and pixels as module 1 or 2). ``--layout shard64`` /
-``shard16`` build the lake with image chunks of 64 / 16 frames inside
-4096-frame shards (layouts proposed for lake.py: a scattered frame then costs
-one small chunk's decode, not 8 MB) by giving ``pfflake.zarr.create_store``
-those arguments during the ingest.
+copies (same times and pixels as module 1 or 2). ``--layout`` picks the
+image layout of the lake's stores (``Lake(path, **layout)``): ``default``,
+the lake's (64 KiB image chunks, 32 img16 frames, in 4096-frame shards: a
+scattered frame costs one small chunk's decode); ``pypff``, pypff's 8 MB
+chunks (4096 img16 frames); ``shard16``, 16-frame chunks in 4096-frame shards.
 
 Questions, each timed as the median of --runs after one warm-up (a warm-up
 over 10 s is the only run), on warm page cache: the lake through ``Lake.sql``,
@@ -36,7 +36,6 @@ banded equi-join (used), inequality join, ASOF, and numpy searchsorted.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import statistics
@@ -50,12 +49,11 @@ import numpy as np
 THRESHOLD = 1000
 WINDOW_NS = 1000
 FRAME_RATE_HZ = 10_000
-#: Store layouts to compare: create_store arguments (image shards of 4096 frames, 1-D
-#: shards of 65536 frames, as the default layout's chunks, so write units stay 65536 frames).
+#: Store layouts to compare: Lake(path, **layout) arguments ({} is the lake's default).
 LAYOUTS = {
     "default": {},
-    "shard64": {"time_chunk": 64, "ts_chunk": 1024, "shard_factor": 64},
-    "shard16": {"time_chunk": 16, "ts_chunk": 256, "shard_factor": 256},
+    "pypff": {"time_chunk": None},
+    "shard16": {"time_chunk": 16, "image_shard": 4096},
 }
 
 
@@ -88,21 +86,13 @@ def build_lake(base: Path, frames: int, replicas: int, layout: str, workers: int
     from pfflake.lake import Lake
 
     root = base / f"lake-{layout}-{frames}-{replicas}"
-    lake = Lake(root)
+    lake = Lake(root, **LAYOUTS[layout])
     if (root / "_pfflake_log").is_dir() and lake.version == 2:
         return lake
     shutil.rmtree(root, ignore_errors=True)
     run = make_run(base / f"src-{frames}", frames)
-    import pfflake.zarr as pzarr
-
-    original = pzarr.create_store
-    if LAYOUTS[layout]:
-        pzarr.create_store = functools.partial(original, **LAYOUTS[layout])
     t = time.perf_counter()
-    try:
-        result = lake.ingest([run], workers=workers, progress=False)
-    finally:
-        pzarr.create_store = original
+    result = lake.ingest([run], workers=workers, progress=False)
     print(f"  ingest: {result.summary()} [{time.perf_counter() - t:.1f} s]")
     replicate(lake, replicas)
     return lake

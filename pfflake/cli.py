@@ -141,7 +141,9 @@ def fsck(
 def zarr(
     run_dir: Path = typer.Argument(..., help="Run directory (.pffd)."),
     out_dir: Path = typer.Argument(..., help="Output directory for the .zarr stores."),
-    codec: str = typer.Option("zstd", help="zstd, blosc-zstd, blosc-lz4, gzip or none."),
+    codec: str = typer.Option(
+        "zstd", help="zstd, blosc-zstd, blosc-lz4, blosc-lz4-bitshuffle, gzip or none."
+    ),
     level: int = typer.Option(3, help="Compression level."),
     overwrite: bool = typer.Option(False, help="Replace existing stores."),
 ) -> None:

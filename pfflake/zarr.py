@@ -76,7 +76,7 @@ IMAGES = "images"
 
 #: Header field dtypes; spec 1.1 (pypff's ``_HEADER_DTYPES``) and products.FIELD_DTYPES agree.
 HEADER_DTYPES: dict[str, np.dtype] = {k: np.dtype(v) for k, v in FIELD_DTYPES.items()}
-CODECS = ("zstd", "blosc", "blosc-lz4", "blosc-zstd", "gzip", "none")
+CODECS = ("zstd", "blosc", "blosc-lz4", "blosc-zstd", "blosc-lz4-bitshuffle", "gzip", "none")
 _IMAGE_CHUNK_BYTES = 8 * 1024 * 1024
 _MAX_1D_CHUNK = 65536
 _INDEX_CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
@@ -140,8 +140,9 @@ def _codec_chain(codec: str, level: int, itemsize: int) -> list[dict[str, Any]]:
         chain = [{"name": "bytes"}]
     if codec == "zstd":
         chain.append({"name": "zstd", "configuration": {"level": level, "checksum": False}})
-    elif codec in ("blosc", "blosc-lz4", "blosc-zstd"):
-        cname, shuffle = ("zstd", "bitshuffle") if codec == "blosc-zstd" else ("lz4", "shuffle")
+    elif codec in ("blosc", "blosc-lz4", "blosc-zstd", "blosc-lz4-bitshuffle"):
+        cname = "zstd" if codec == "blosc-zstd" else "lz4"
+        shuffle = "shuffle" if codec in ("blosc", "blosc-lz4") else "bitshuffle"
         cfg = {
             "typesize": itemsize,
             "cname": cname,
@@ -232,6 +233,7 @@ def create_store(
     time_chunk: int | None = None,
     ts_chunk: int | None = None,
     shard_factor: int = 0,
+    image_shard: int = 0,
     with_time_quality: bool = True,
     overwrite: bool = False,
     _pool: ThreadPoolExecutor | None = None,
@@ -241,7 +243,11 @@ def create_store(
     ``product`` is a :class:`DataProduct`, or a :class:`PFFSequence` whose
     length, module and file names fill the defaults. ``run_configs`` are
     redacted before they are stored. ``ts_chunk`` (frames per 1-D chunk) must
-    be a multiple of ``time_chunk``. Fill the store with :class:`FrameWriter`
+    be a multiple of ``time_chunk``. ``shard_factor`` > 0 shards every array
+    (that many chunks per shard file); ``image_shard`` > 0 shards only the
+    images, in shards of that many frames (a multiple of ``time_chunk``): small
+    image chunks make a scattered frame cheap to read while the header arrays
+    keep their long, well-compressing chunks. Fill the store with :class:`FrameWriter`
     in ranges aligned to :func:`write_unit` frames (one process per range is
     safe). Raises ``FileExistsError`` if ``path`` exists, unless ``overwrite``
     (which only deletes an existing Zarr store or an empty directory).
@@ -264,6 +270,11 @@ def create_store(
     ts_chunk = default_ts_chunk(chunk) if ts_chunk is None else int(ts_chunk)
     if ts_chunk < 1 or ts_chunk % chunk:
         raise ValueError(f"ts_chunk ({ts_chunk}) must be a multiple of time_chunk ({chunk})")
+    if image_shard and (shard_factor or image_shard < 0 or image_shard % chunk):
+        raise ValueError(
+            f"image_shard ({image_shard}) must be a multiple of time_chunk ({chunk}) "
+            "and excludes shard_factor"
+        )
     path = Path(path)
     _clear_target(path, overwrite)
 
@@ -271,7 +282,8 @@ def create_store(
     quabo = [zarr_name(f) for f in fields if "." in f]
     flat = [zarr_name(f) for f in fields if "." not in f]
     sf = shard_factor or None
-    unit = ts_chunk * sf if sf else ts_chunk
+    image_object = chunk * sf if sf else (image_shard or chunk)
+    unit = math.lcm(ts_chunk * sf if sf else ts_chunk, image_object)
     attrs: dict[str, Any] = {
         "panoseti_pff_zarr_version": SPEC_VERSION,
         "data_product": product.name,
@@ -315,7 +327,13 @@ def create_store(
     one_d = (ts_chunk, unit if sf else None)
     image_attrs = {"data_product": product.name, "module": attrs["module"]}
     docs = {
-        IMAGES: doc(product.image_shape, product.dtype, chunk, sf and chunk * sf, image_attrs),
+        IMAGES: doc(
+            product.image_shape,
+            product.dtype,
+            chunk,
+            chunk * sf if sf else (image_shard or None),
+            image_attrs,
+        ),
         UNIX_T_NS: doc((), "int64", *one_d, _UNIX_T_NS_ATTRS),
     }
     if with_time_quality:
@@ -826,7 +844,8 @@ def convert_run(
 
     Writes ``<run_dir_name>.<stream>.zarr`` per stream and, with
     ``write_sidecars``, ``<run_dir_name>.panoseti-meta/``. ``codec``:
-    ``zstd`` (default), ``blosc``/``blosc-lz4``, ``blosc-zstd`` (bitshuffle;
+    ``zstd`` (default), ``blosc``/``blosc-lz4``, ``blosc-lz4-bitshuffle`` (the
+    lake's: fastest to write and read), ``blosc-zstd`` (bitshuffle;
     smaller and faster on noisy data), ``gzip`` or ``none``. ``shard_factor``
     > 0 stores that many chunks per shard file. ``writer`` is a pypff
     ``ZarrWriter`` backend (slow generic path); ``None`` uses pfflake's

@@ -142,6 +142,29 @@ def test_pypff_reads_lake_stores(sim, lake):
         np.testing.assert_array_equal(np.asarray(ts)[: state.frames], rows)
 
 
+def test_lake_stores_use_small_sharded_image_chunks(lake):
+    """A scattered hit costs one ~64 KiB chunk's decode; shards bound the file count."""
+    import zarr
+
+    from pfflake.lake import IMAGE_CHUNK_BYTES, IMAGE_SHARD_FRAMES
+
+    for state in lake.snapshot().streams.values():
+        g = zarr.open_group(str(lake.root / state.store), mode="r")
+        images = g["images"]
+        frame_bytes = images.dtype.itemsize * int(np.prod(images.shape[1:]))
+        assert images.shards[0] == IMAGE_SHARD_FRAMES
+        assert images.chunks[0] >= 16 and images.chunks[0] * frame_bytes <= IMAGE_CHUNK_BYTES
+        assert images.chunks[0] * frame_bytes * 2 > IMAGE_CHUNK_BYTES or images.chunks[0] == 16
+        assert g["unix_t_ns"].shards is None and g["unix_t_ns"].chunks[0] == 65536
+        assert images.metadata.to_dict()["codecs"][0]["configuration"]["codecs"][1] == {
+            "name": "blosc",
+            "configuration": {
+                "typesize": images.dtype.itemsize, "cname": "lz4", "clevel": 3,
+                "shuffle": "bitshuffle", "blocksize": 0,
+            },
+        }
+
+
 def test_real_samples_ingest(tmp_path):
     lake = Lake(tmp_path / "lake")
     with warnings.catch_warnings():

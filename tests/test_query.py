@@ -384,6 +384,10 @@ def test_images_by_module_and_time(sample):
         {"module": keys["module"], "unix_t_ns": times, "data_product": keys["data_product"]}
     )
     np.testing.assert_array_equal(lake.images(by_time), expected_images(sample, keys))
+    # both search paths: streams in time order, and streams with desync jumps back in time
+    picked = {(r, p, m) for r, p, m, _ in keys.iter_rows()}
+    backwards = [bool(np.any(np.diff(sample.streams[k].unix_t_ns) < 0)) for k in picked]
+    assert any(backwards) and not all(backwards)
     # without data_product: unique only when no ph256 frame of the module has the same ns
     ph = {(m, t) for (r, p, m), s in sample.streams.items() if p == "ph256" for t in s.unix_t_ns}
     unique = [(m, t) not in ph for m, t in zip(keys["module"], times, strict=True)]

@@ -340,6 +340,26 @@ def test_frame_writer_streams_batches(tmp_path, truth):
     assert_store_equals_truth(pypff_zarr.PanosetiZarrStore(path).to_dataset(), t)
 
 
+def test_image_only_shards(tmp_path, truth):
+    """image_shard shards the images alone; header arrays keep long unsharded chunks."""
+    t = truth["example-data"]["dp_img16.bpp_2.module_1"]
+    run = PanosetiRun(EXAMPLE_RUN)
+    seq = run.get_product("dp_img16.bpp_2.module_1")
+    path = create_store(tmp_path / "s.zarr", seq, time_chunk=16, ts_chunk=256, image_shard=128)
+    assert write_unit(path) == 256
+    with FrameWriter(path, 0, workers=2) as w:
+        for a in range(0, len(t.images), 100):
+            w.append(t.images[a : a + 100], {k: v[a : a + 100] for k, v in t.columns.items()})
+    g = zarr.open_group(str(path), mode="r")
+    assert g["images"].chunks[0] == 16 and g["images"].shards[0] == 128
+    assert g["unix_t_ns"].chunks[0] == 256 and g["unix_t_ns"].shards is None
+    assert_store_equals_truth({k: g[k][:] for k, _ in g.arrays()}, t)
+    with pytest.raises(ValueError, match="multiple of time_chunk"):
+        create_store(tmp_path / "bad.zarr", seq, time_chunk=16, image_shard=100)
+    with pytest.raises(ValueError, match="excludes shard_factor"):
+        create_store(tmp_path / "bad2.zarr", seq, time_chunk=16, image_shard=128, shard_factor=2)
+
+
 # -- options -------------------------------------------------------------------------------
 
 
