@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import schema as S
+from .faults import fault as _fault
 from .file import PFFWarning
 from .log import (
     CommitConflict,
@@ -66,21 +67,21 @@ class LakeError(RuntimeError):
     """An ingest could not complete; the lake still reads as its last commit."""
 
 
-def _fault(point: str) -> None:
-    """Fault-injection hook for the crash tests: ``PFFLAKE_CRASH_AT=<point>`` kills the
-    process with SIGKILL when the ingest reaches ``point`` (no effect otherwise)."""
-    if os.environ.get("PFFLAKE_CRASH_AT") == point:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-CRASH_POINTS = (
+CRASH_POINTS = (  # every fault point of an ingest (pfflake.faults), in the order reached
     "planned",  # stores created or resized, nothing written
-    "unit_written",  # after the first work unit (Zarr region + staged Parquet)
+    "store_resized",  # one zarr.json rewritten by resize_store (growing run)
+    "read_batch",  # one batch read and handed to the Zarr writer
+    "zarr_file",  # one Zarr chunk/shard file renamed into place
+    "parquet_staging",  # a unit's frames in memory, its Parquet file not yet written
+    "parquet_staged",  # a unit's Parquet file written and fsynced in staging
+    "unit_written",  # after a work unit (Zarr region + staged Parquet)
     "units_written",  # all units done, nothing moved
+    "table_staged",  # one runs/files/hk Parquet file staged
     "staged",  # runs/files/hk tables staged
+    "published_file",  # one data file moved into place
     "published_files",  # data files in place, no commit yet
+    "commit_tmp",  # commit JSON written and fsynced under a temporary name
+    "commit_linked",  # commit linked to its version name, log dir not yet fsynced
     "committed",  # commit published, staging not yet removed
 )
 
@@ -202,6 +203,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
                 b.column(S.UNIX_T_NS).to_numpy(),
                 b.column(S.TIME_QUALITY).to_numpy(),
             )
+            _fault("read_batch")
             skip = max(0, task.row_start - fb.start)
             if skip < b.num_rows:
                 parts.append(b.slice(skip))
@@ -213,6 +215,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
     table = table.sort_by(S.UNIX_T_NS)
     out = Path(task.staging_file)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _fault("parquet_staging")
     pq.write_table(
         table,
         out,
@@ -221,6 +224,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
         write_statistics=True,
     )
     _fsync(out)
+    _fault("parquet_staged")
     ts = table.column(S.UNIX_T_NS)
     return UnitResult(
         task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py()
@@ -658,6 +662,7 @@ class Lake:
             out.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
             _fsync(out)
+            _fault("table_staged")
             add.append({"table": "hk", "path": rel.as_posix(), "rows": hk.num_rows,
                         "bytes": out.stat().st_size})
         return {
@@ -676,6 +681,7 @@ class Lake:
             src, dst = staging / e["path"], self.root / e["path"]
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
+            _fault("published_file")
             dirs.add(dst.parent)
         for d in dirs:
             _fsync(d)
@@ -708,6 +714,7 @@ def resize_store(store: Path, n_frames: int) -> None:
         tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, meta)
+        _fault("store_resized")
 
 
 def _redacted_configs(seq) -> dict[str, Any]:
@@ -829,6 +836,7 @@ def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
     _fsync(out)
+    _fault("table_staged")
     return [{"table": table, "path": rel.as_posix(), "rows": len(rows),
              "bytes": out.stat().st_size}]
 

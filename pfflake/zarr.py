@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .faults import fault
 from .products import FIELD_DTYPES, DataProduct
 from .sequence import PFFSequence
 from .timestamps import QUALITY_NAMES, frame_unix_t_ns
@@ -456,10 +457,11 @@ class _ArrayFiles:
             self._dirs.add(target.parent)
         if not atomic:
             target.write_bytes(payload)
-            return
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-        tmp.write_bytes(payload)
-        os.replace(tmp, target)
+        else:
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+            tmp.write_bytes(payload)
+            os.replace(tmp, target)
+        fault("zarr_file")
 
     def assemble_shard(self, parts: list[bytes | None]) -> bytes | None:
         """Shard file: inner chunks then the index (offset, nbytes) and its crc32c."""
