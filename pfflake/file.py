@@ -476,10 +476,18 @@ class PFFFile:
         return bytes(self.buffer[off : int(self._img_offsets[local]) - 1])
 
     def header(self, local: int) -> dict:
-        """Parsed JSON header of one frame (a fresh dict)."""
+        """Parsed JSON header of one frame (a fresh dict).
+
+        Strict files also check the product's fields (present, integers, time
+        in range), as every other strict access does: a header that parses as
+        JSON but holds e.g. ``"pkt_tai": [1]`` is corrupt, not a result.
+        """
         off = self.frame_offset(local)
         try:
-            return parse_header(self.header_bytes(local))
+            header = parse_header(self.header_bytes(local))
+            if self.strict:
+                self._check_fields(flatten_header(header))
+            return header
         except ValueError as e:
             raise CorruptHeaderError(
                 f"header does not parse: {e}", path=self.path, frame=local, offset=off

@@ -527,7 +527,7 @@ class Lake:
             raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
 
     def _make_tasks(self, plans, staging, strict, threshold, workers) -> list[UnitTask]:
-        from .zarr import create_store, write_unit
+        from .zarr import write_unit
 
         tasks = []
         for p in plans:
@@ -535,14 +535,7 @@ class Lake:
                 continue
             configs = _redacted_configs(p.seq)
             if p.new_store:
-                create_store(
-                    p.store,
-                    p.seq,
-                    p.stop,
-                    run_configs=configs,
-                    overwrite=True,
-                    **self.zarr_layout,
-                )
+                _create_store_in_place(p.store, p.seq, p.stop, configs, staging, self.zarr_layout)
             else:
                 resize_store(p.store, p.stop)
             unit = write_unit(p.store)
@@ -695,6 +688,36 @@ class Lake:
         from .fsck import fsck
 
         return fsck(self, repair=repair)
+
+
+def _create_store_in_place(
+    store: Path, seq, n_frames: int, configs: dict[str, Any], staging: Path, layout: dict
+) -> None:
+    """Create a stream's store for its first commit, never deleting what is there.
+
+    The path may hold a killed ingest's leftovers, or the store a concurrent
+    ingest of the same run is writing or has just committed. Deleting it
+    (``create_store(overwrite=True)``) made that ingest fail on a vanished
+    store, or blanked committed pixels until this ingest rewrote them (for
+    good, had it died first). Instead the metadata documents are built in
+    staging and renamed over the old ones, arrays before the group. This
+    ingest rewrites every chunk of [0, n_frames) from the same source bytes
+    (all-fill chunks are removed), and chunks beyond lie outside the shape.
+    """
+    from .zarr import create_store
+
+    if not store.exists():
+        try:
+            create_store(store, seq, n_frames, run_configs=configs, **layout)
+            return
+        except FileExistsError:
+            pass  # a concurrent ingest created it a moment ago
+    tmp = staging / "stores" / store.name
+    create_store(tmp, seq, n_frames, run_configs=configs, **layout)
+    for meta in sorted(tmp.rglob("zarr.json"), key=lambda m: -len(m.parts)):
+        dst = store / meta.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(meta, dst)
 
 
 def resize_store(store: Path, n_frames: int) -> None:

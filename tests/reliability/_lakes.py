@@ -139,7 +139,7 @@ def lake_state(lake: Lake):
     for s in lake.snapshot().streams.values():
         g = zarr.open_group(lake.root / s.store, mode="r")
         for name, arr in g.arrays():
-            arrays[(s.stream, name)] = arr[: s.frames]
+            arrays[(s.run, s.stream, name)] = arr[: s.frames]
     return table, hk, arrays
 
 
