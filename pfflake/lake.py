@@ -421,6 +421,8 @@ class Lake:
                 result = self._ingest_once(run_dirs, workers, strict, threshold, progress)
                 result.seconds = time.perf_counter() - t0
                 return result
+            except OSError as e:  # disk full, permissions, ... : one clear error
+                raise _io_error(self, e) from None
             except CommitConflict:
                 if attempt == max_retries:
                     raise LakeError(
@@ -688,6 +690,21 @@ class Lake:
         from .fsck import fsck
 
         return fsck(self, repair=repair)
+
+
+def _io_error(lake: Lake, e: OSError) -> LakeError:
+    """One clear message for an I/O failure: the path, the cause, the lake's state.
+
+    The ingest's own ``finally`` already removed its staging area; data files
+    it moved or Zarr chunks it wrote beyond the commit are invisible leftovers
+    (``fsck --repair`` removes them). The full traceback goes to the debug log.
+    """
+    logger.debug("ingest I/O failure", exc_info=e)
+    where = e.filename or lake.root
+    cause = e.strerror or str(e)
+    return LakeError(
+        f"{where}: {cause}; ingest stopped, the lake is still at version {lake.version}"
+    )
 
 
 def _create_store_in_place(

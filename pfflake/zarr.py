@@ -455,11 +455,16 @@ class _ArrayFiles:
         if target.parent not in self._dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(target.parent)
-        if not atomic:
-            target.write_bytes(payload)
-        else:
+        tmp = target
+        if atomic:
             tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
             tmp.write_bytes(payload)
+        except OSError as e:  # a failed write() names no file: say which (disk full, EFBIG)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise OSError(e.errno, e.strerror, str(target)) from None
+        if atomic:
             os.replace(tmp, target)
         fault("zarr_file")
 
