@@ -746,3 +746,26 @@ def test_inner_space_decoded_as_zero(tmp_path, strict):
         assert strict
         return
     assert got == [614]  # lenient: frame 0 skipped; never 604
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_strict_get_frame_checks_required_fields(tmp_path, strict):
+    """Regression (found by the 2 x 5000 fuzz): a fixed-width frame whose pkt_tai digits
+    became ``[1]`` (same length, valid JSON) was returned by strict ``get_frame``."""
+    p = get_product("img16")
+    path = tmp_path / pff_name("img16")
+    cols = {k: np.array([523, 7]) for k in p.header_fields}
+    write_pff(path, cols, np.zeros((2, 32, 32), "<u2"), fixed_width=True)
+    data = path.read_bytes()
+    i = data.index(b'"pkt_tai":') + len(b'"pkt_tai":')
+    j = data.index(b"523", i)
+    path.write_bytes(data[:j] + b"[1]" + data[j + 3 :])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        seq = PFFSequence([path], strict=strict)
+    if strict:
+        with pytest.raises(CorruptHeaderError) as err:
+            seq.get_frame(0)
+        assert err.value.frame == 0 and err.value.offset == 0
+    else:
+        assert len(seq) == 1 and seq.get_frame(0)[0]["quabo_0"]["pkt_tai"] == 7
