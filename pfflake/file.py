@@ -43,6 +43,7 @@ from .header import (
     parse_header,
 )
 from .products import DataProduct
+from .timestamps import frame_time_fits, overflowing_frames
 
 logger = logging.getLogger(__name__)
 
@@ -216,8 +217,8 @@ class PFFFile:
             bad = np.zeros(n, dtype=bool)
             for lo in range(0, n, WINDOW_FRAMES):
                 cnt = min(WINDOW_FRAMES, n - lo)
-                _, b = decode_fixed(buf, lo * fs, cnt, fs, layout, list(layout.spans))
-                bad[lo : lo + cnt] = b
+                vals, b = decode_fixed(buf, lo * fs, cnt, fs, layout, list(layout.spans))
+                bad[lo : lo + cnt] = b | overflowing_frames(vals, self.product.header_kind)
                 bad[lo : lo + cnt] |= self._check_frames(np.arange(lo, lo + cnt), layout, fs)
                 self.release_pages(lo * fs, (lo + cnt) * fs)
         else:
@@ -281,12 +282,18 @@ class PFFFile:
         raw = bytes(self.buffer[offset : offset + layout.header_size])
         try:
             flat = flatten_header(parse_header(raw))
-            check_fields(flat, self.product)
+            self._check_fields(flat)
         except ValueError as e:
             raise CorruptHeaderError(
                 f"header does not parse: {e}", path=self.path, frame=frame, offset=offset
             ) from None
         return flat
+
+    def _check_fields(self, flat: dict[str, int]) -> None:
+        """Required fields present and in range, and the frame time fits int64 ns."""
+        check_fields(flat, self.product)
+        if not frame_time_fits(flat, self.product.header_kind):
+            raise ValueError("frame time does not fit int64 ns since the UNIX epoch")
 
     def _index_generic(self) -> None:
         """Walk the blocks one by one; every header is parsed as JSON (slow, exact)."""
@@ -319,7 +326,7 @@ class PFFFile:
                 else:
                     try:
                         flat = flatten_header(parse_header(bytes(buf[pos:star])))
-                        check_fields(flat, self.product)
+                        self._check_fields(flat)
                     except ValueError as e:
                         problem = f"header does not parse: {e}"
             if problem is None:
@@ -355,7 +362,7 @@ class PFFFile:
             end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
             if end > 0 and end + 2 < self.size and data[end + 2] == ord("*"):
                 try:
-                    check_fields(flatten_header(parse_header(data[pos : end + 2])), self.product)
+                    self._check_fields(flatten_header(parse_header(data[pos : end + 2])))
                     if end + 3 + img <= self.size:
                         return pos
                 except ValueError:
@@ -469,14 +476,28 @@ class PFFFile:
         return bytes(self.buffer[off : int(self._img_offsets[local]) - 1])
 
     def header(self, local: int) -> dict:
-        """Parsed JSON header of one frame (a fresh dict)."""
+        """Parsed JSON header of one frame (a fresh dict).
+
+        Strict files also check the product's fields (present, integers, time
+        in range), as every other strict access does: a header that parses as
+        JSON but holds e.g. ``"pkt_tai": [1]`` is corrupt, not a result.
+        """
         off = self.frame_offset(local)
         try:
-            return parse_header(self.header_bytes(local))
+            header = parse_header(self.header_bytes(local))
+            if self.strict:
+                self._check_fields(flatten_header(header))
+            return header
         except ValueError as e:
             raise CorruptHeaderError(
                 f"header does not parse: {e}", path=self.path, frame=local, offset=off
             ) from None
+
+    def time_error(self, local: int, err: Exception) -> CorruptHeaderError:
+        """The error for local frame ``local`` whose time does not fit int64 ns."""
+        return CorruptHeaderError(
+            str(err), path=self.path, frame=local, offset=self.frame_offset(local)
+        )
 
     def decode(self, keys: list[str], start: int, count: int) -> dict[str, np.ndarray]:
         """Header fields of local frames [start, start+count) as int64 arrays (new arrays)."""

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import schema as S
+from .faults import fault as _fault
 from .file import PFFWarning
 from .log import (
     CommitConflict,
@@ -74,21 +75,21 @@ class LakeError(RuntimeError):
     """An ingest could not complete; the lake still reads as its last commit."""
 
 
-def _fault(point: str) -> None:
-    """Fault-injection hook for the crash tests: ``PFFLAKE_CRASH_AT=<point>`` kills the
-    process with SIGKILL when the ingest reaches ``point`` (no effect otherwise)."""
-    if os.environ.get("PFFLAKE_CRASH_AT") == point:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-CRASH_POINTS = (
+CRASH_POINTS = (  # every fault point of an ingest (pfflake.faults), in the order reached
     "planned",  # stores created or resized, nothing written
-    "unit_written",  # after the first work unit (Zarr region + staged Parquet)
+    "store_resized",  # one zarr.json rewritten by resize_store (growing run)
+    "read_batch",  # one batch read and handed to the Zarr writer
+    "zarr_file",  # one Zarr chunk/shard file renamed into place
+    "parquet_staging",  # a unit's frames in memory, its Parquet file not yet written
+    "parquet_staged",  # a unit's Parquet file written and fsynced in staging
+    "unit_written",  # after a work unit (Zarr region + staged Parquet)
     "units_written",  # all units done, nothing moved
+    "table_staged",  # one runs/files/hk Parquet file staged
     "staged",  # runs/files/hk tables staged
+    "published_file",  # one data file moved into place
     "published_files",  # data files in place, no commit yet
+    "commit_tmp",  # commit JSON written and fsynced under a temporary name
+    "commit_linked",  # commit linked to its version name, log dir not yet fsynced
     "committed",  # commit published, staging not yet removed
 )
 
@@ -210,6 +211,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
                 b.column(S.UNIX_T_NS).to_numpy(),
                 b.column(S.TIME_QUALITY).to_numpy(),
             )
+            _fault("read_batch")
             skip = max(0, task.row_start - fb.start)
             if skip < b.num_rows:
                 parts.append(b.slice(skip))
@@ -221,6 +223,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
     table = table.sort_by(S.UNIX_T_NS)
     out = Path(task.staging_file)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _fault("parquet_staging")
     pq.write_table(
         table,
         out,
@@ -229,6 +232,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
         write_statistics=True,
     )
     _fsync(out)
+    _fault("parquet_staged")
     ts = table.column(S.UNIX_T_NS)
     return UnitResult(
         task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py()
@@ -428,6 +432,8 @@ class Lake:
                 result = self._ingest_once(run_dirs, workers, strict, threshold, progress)
                 result.seconds = time.perf_counter() - t0
                 return result
+            except OSError as e:  # disk full, permissions, ... : one clear error
+                raise _io_error(self, e) from None
             except CommitConflict:
                 if attempt == max_retries:
                     raise LakeError(
@@ -534,7 +540,7 @@ class Lake:
             raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
 
     def _make_tasks(self, plans, staging, strict, threshold, workers) -> list[UnitTask]:
-        from .zarr import create_store, write_unit
+        from .zarr import write_unit
 
         tasks = []
         for p in plans:
@@ -542,14 +548,8 @@ class Lake:
                 continue
             configs = _redacted_configs(p.seq)
             if p.new_store:
-                create_store(
-                    p.store,
-                    p.seq,
-                    p.stop,
-                    run_configs=configs,
-                    overwrite=True,
-                    **(self.zarr_layout or lake_zarr_layout(p.seq.product)),
-                )
+                layout = self.zarr_layout or lake_zarr_layout(p.seq.product)
+                _create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
             else:
                 resize_store(p.store, p.stop)
             unit = write_unit(p.store)
@@ -669,6 +669,7 @@ class Lake:
             out.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
             _fsync(out)
+            _fault("table_staged")
             add.append({"table": "hk", "path": rel.as_posix(), "rows": hk.num_rows,
                         "bytes": out.stat().st_size})
         return {
@@ -687,6 +688,7 @@ class Lake:
             src, dst = staging / e["path"], self.root / e["path"]
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
+            _fault("published_file")
             dirs.add(dst.parent)
         for d in dirs:
             _fsync(d)
@@ -712,6 +714,51 @@ def lake_zarr_layout(product) -> dict[str, int]:
     return {"time_chunk": chunk, "image_shard": IMAGE_SHARD_FRAMES, "codec": LAKE_CODEC}
 
 
+def _io_error(lake: Lake, e: OSError) -> LakeError:
+    """One clear message for an I/O failure: the path, the cause, the lake's state.
+
+    The ingest's own ``finally`` already removed its staging area; data files
+    it moved or Zarr chunks it wrote beyond the commit are invisible leftovers
+    (``fsck --repair`` removes them). The full traceback goes to the debug log.
+    """
+    logger.debug("ingest I/O failure", exc_info=e)
+    where = e.filename or lake.root
+    cause = e.strerror or str(e)
+    return LakeError(
+        f"{where}: {cause}; ingest stopped, the lake is still at version {lake.version}"
+    )
+
+
+def _create_store_in_place(
+    store: Path, seq, n_frames: int, configs: dict[str, Any], staging: Path, layout: dict
+) -> None:
+    """Create a stream's store for its first commit, never deleting what is there.
+
+    The path may hold a killed ingest's leftovers, or the store a concurrent
+    ingest of the same run is writing or has just committed. Deleting it
+    (``create_store(overwrite=True)``) made that ingest fail on a vanished
+    store, or blanked committed pixels until this ingest rewrote them (for
+    good, had it died first). Instead the metadata documents are built in
+    staging and renamed over the old ones, arrays before the group. This
+    ingest rewrites every chunk of [0, n_frames) from the same source bytes
+    (all-fill chunks are removed), and chunks beyond lie outside the shape.
+    """
+    from .zarr import create_store
+
+    if not store.exists():
+        try:
+            create_store(store, seq, n_frames, run_configs=configs, **layout)
+            return
+        except FileExistsError:
+            pass  # a concurrent ingest created it a moment ago
+    tmp = staging / "stores" / store.name
+    create_store(tmp, seq, n_frames, run_configs=configs, **layout)
+    for meta in sorted(tmp.rglob("zarr.json"), key=lambda m: -len(m.parts)):
+        dst = store / meta.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(meta, dst)
+
+
 def resize_store(store: Path, n_frames: int) -> None:
     """Set the time length of every array of a store (metadata only; chunks stay).
 
@@ -729,6 +776,7 @@ def resize_store(store: Path, n_frames: int) -> None:
         tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, meta)
+        _fault("store_resized")
 
 
 def _redacted_configs(seq) -> dict[str, Any]:
@@ -850,6 +898,7 @@ def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
     _fsync(out)
+    _fault("table_staged")
     return [{"table": table, "path": rel.as_posix(), "rows": len(rows),
              "bytes": out.stat().st_size}]
 

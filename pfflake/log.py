@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .faults import fault
+
 LOG_DIR = "_pfflake_log"
 _VERSION_DIGITS = 20
 
@@ -137,12 +139,14 @@ def publish_commit(root: Path, version: int, body: dict[str, Any]) -> Path:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
+    fault("commit_tmp")
     try:
         os.link(tmp, final)
     except FileExistsError:
         raise CommitConflict(f"commit version {version} was published by another writer") from None
     finally:
         tmp.unlink(missing_ok=True)
+    fault("commit_linked")
     fd = os.open(log, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -35,7 +35,7 @@ from .file import FileInfo, PFFFile, file_info
 from .header import parse_header
 from .paths import parse_pff_name
 from .products import DataProduct, get_product
-from .timestamps import frame_times, primary_timing_fields
+from .timestamps import TimeOverflowError, frame_times, primary_timing_fields
 
 UNIX_T_NS = "unix_t_ns"
 _RELEASE_BYTES = 32 * 1024 * 1024  # streaming releases mapped pages behind it in steps of this
@@ -331,9 +331,12 @@ class PFFSequence:
             else:
                 meta = pf.decode(keys, start, count)
                 if with_timestamps:
-                    ts = frame_times(
-                        meta, kind, lambda k, rows, pf=pf, s=start: pf.decode_at(k, rows + s)
-                    )[0]
+                    try:
+                        ts = frame_times(
+                            meta, kind, lambda k, rows, pf=pf, s=start: pf.decode_at(k, rows + s)
+                        )[0]
+                    except TimeOverflowError as e:
+                        raise pf.time_error(start + int(e.rows[0]), e) from None
                 if with_headers:
                     headers = {k: meta[k] for k in self.product.header_fields}
                     yield (images, headers, ts) if with_timestamps else (images, headers)
@@ -427,7 +430,12 @@ class PFFSequence:
 
         out: dict[str, np.ndarray] = {}
         if virtual:
-            ts, quality = frame_times(raw, kind, rows_of)
+            try:
+                ts, quality = frame_times(raw, kind, rows_of)
+            except TimeOverflowError as e:
+                g = int(e.rows[0]) if indices is None else int(idx[e.rows[0]])
+                fi, local = self._locate(np.array([g]))
+                raise self._file(int(fi[0])).time_error(int(local[0]), e) from None
             raw[UNIX_T_NS], raw[TIME_QUALITY] = ts, quality
         for k in want:
             out[k] = raw[k] if k in _VIRTUAL else raw[self._resolve(k)]

@@ -14,7 +14,11 @@ are the DAQ host's UNIX clock on arrival.
   any absent quabo sets :data:`QUALITY_QUABO_MISSING`.
 
 Everything is integer arithmetic in int64: a float64 second count loses
-nanoseconds at ~1.7e9 s.
+nanoseconds at ~1.7e9 s. A frame whose time does not fit int64 ns (``tv_sec``
+beyond ~9.22e9 s, or absurd ``pkt_nsec``/``tv_usec`` values from a damaged
+header) is never wrapped silently: the vectorised functions raise
+:class:`TimeOverflowError` listing the rows, which the reader turns into a
+:class:`~pfflake.errors.CorruptHeaderError` naming file, frame and offset.
 """
 
 from __future__ import annotations
@@ -30,6 +34,22 @@ QUALITY_OK = 0
 QUALITY_NO_WR = 1
 QUALITY_DESYNC = 2
 QUALITY_QUABO_MISSING = 4
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Inside these bounds every step of the int64 rule is exact and the result fits:
+# |usec*1000 - nsec| <= 1.1e18 and (|sec| + 1) * 1e9 + |nsec| <= 9.1e18 < 2**63.
+_SAFE_SEC = 9_000_000_000
+_SAFE_USEC = 10**15
+_SAFE_NSEC = 10**17
+
+
+class TimeOverflowError(ValueError):
+    """Frame times that do not fit int64 ns; ``rows`` are positions in the input arrays."""
+
+    def __init__(self, rows: np.ndarray, detail: str) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+        super().__init__(f"frame time does not fit int64 ns since the UNIX epoch ({detail})")
+
 
 QUALITY_NAMES: dict[int, str] = {
     QUALITY_NO_WR: "no_wr",
@@ -65,22 +85,67 @@ def unix_t_ns_scalar(tv_sec: int, tv_usec: int, pkt_nsec: int, pkt_tai: int) -> 
     return second * NS_PER_S + pkt_nsec, flags
 
 
+def frame_time_fits(flat: Mapping[str, int], header_kind: str) -> bool:
+    """Does one frame's time (flat header of Python ints) fit int64 ns? Exact, scalar.
+
+    The reader calls this on every header it parses as JSON, so a frame whose
+    time would wrap is damage like any other corrupt header value.
+    """
+    prefix = ""
+    if header_kind == "module":
+        q = next((q for q in range(4) if flat[f"quabo_{q}.tv_sec"] != 0), 0)
+        prefix = f"quabo_{q}."
+    t, _ = unix_t_ns_scalar(
+        flat[prefix + "tv_sec"], flat[prefix + "tv_usec"], flat[prefix + "pkt_nsec"],
+        flat[prefix + "pkt_tai"],
+    )
+    return INT64_MIN <= t <= INT64_MAX
+
+
 def unix_t_ns(
     tv_sec: np.ndarray, tv_usec: np.ndarray, pkt_nsec: np.ndarray, pkt_tai: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`unix_t_ns_scalar`: ``(int64 ns, uint8 flags)`` arrays (new arrays)."""
+    """Vectorised :func:`unix_t_ns_scalar`: ``(int64 ns, uint8 flags)`` arrays (new arrays).
+
+    Raises :class:`TimeOverflowError` if a time does not fit int64 ns.
+    """
+    ns, flags, bad = _unix_t_ns(tv_sec, tv_usec, pkt_nsec, pkt_tai)
+    _raise_bad(bad, tv_sec, pkt_nsec)
+    return ns, flags
+
+
+def _raise_bad(bad: np.ndarray | None, tv_sec=None, pkt_nsec=None) -> None:
+    if bad is not None and bad.any():
+        rows = np.flatnonzero(bad)
+        j = int(rows[0])
+        if tv_sec is None:
+            detail = "timing fields of the first quabo that sent a packet are out of range"
+        else:
+            detail = f"tv_sec={int(np.asarray(tv_sec)[j])}, pkt_nsec={int(np.asarray(pkt_nsec)[j])}"
+        raise TimeOverflowError(rows, detail)
+
+
+def _unix_t_ns(
+    tv_sec: np.ndarray, tv_usec: np.ndarray, pkt_nsec: np.ndarray, pkt_tai: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`unix_t_ns` plus a bool mask of rows whose time does not fit (None: all fit).
+
+    Rows outside the safe bounds (never real data) are redone in exact Python
+    integers, so int64 wrap-around can neither corrupt a time nor hide.
+    """
     tv_sec = np.asarray(tv_sec, dtype=np.int64)
+    tv_usec = np.asarray(tv_usec, dtype=np.int64)
     pkt_tai = np.asarray(pkt_tai, dtype=np.int64)
     pkt_nsec = np.asarray(pkt_nsec, dtype=np.int64)
     has_wr = pkt_tai != 0
-    d = (tv_sec - pkt_tai + TAI_MINUS_UTC_S) & 1023  # == % 1024, also for negatives
+    d = (tv_sec - pkt_tai + TAI_MINUS_UTC_S) & 1023  # == % 1024, also for negatives and wraps
     step = (d == 1023).view(np.int8).astype(np.int64)
     step -= d == 1
     flags = ((d + 1) & 1023) > 2  # d not in {1023, 0, 1}: clocks disagree
     flags = flags.view(np.uint8) * np.uint8(QUALITY_DESYNC)
     if not has_wr.all():
         no_wr = ~has_wr
-        diff = np.asarray(tv_usec, dtype=np.int64)[no_wr] * 1000 - pkt_nsec[no_wr]
+        diff = tv_usec[no_wr] * 1000 - pkt_nsec[no_wr]
         step[no_wr] = (diff > NS_PER_S // 2).view(np.int8) - (diff < -(NS_PER_S // 2)).view(
             np.int8
         )
@@ -88,7 +153,35 @@ def unix_t_ns(
     ns = tv_sec + step
     ns *= NS_PER_S
     ns += pkt_nsec
-    return ns, flags
+    bad = None
+    if len(ns) and not (
+        tv_sec.min() >= -_SAFE_SEC
+        and tv_sec.max() <= _SAFE_SEC
+        and pkt_nsec.min() >= -_SAFE_NSEC
+        and pkt_nsec.max() <= _SAFE_NSEC
+        and tv_usec.min() >= -_SAFE_USEC
+        and tv_usec.max() <= _SAFE_USEC
+    ):
+        suspect = (
+            (tv_sec > _SAFE_SEC)
+            | (tv_sec < -_SAFE_SEC)
+            | (pkt_nsec > _SAFE_NSEC)
+            | (pkt_nsec < -_SAFE_NSEC)
+            | (tv_usec > _SAFE_USEC)
+            | (tv_usec < -_SAFE_USEC)
+        )
+        bad = np.zeros(len(ns), dtype=bool)
+        for j in np.flatnonzero(suspect):
+            t, f = unix_t_ns_scalar(
+                int(tv_sec[j]), int(tv_usec[j]), int(pkt_nsec[j]), int(pkt_tai[j])
+            )
+            flags[j] = f
+            if INT64_MIN <= t <= INT64_MAX:
+                ns[j] = t
+            else:
+                ns[j] = 0
+                bad[j] = True
+    return ns, flags, bad
 
 
 def module_unix_t_ns(
@@ -97,7 +190,16 @@ def module_unix_t_ns(
     """Frame time of module products from pypff-style keys ``quabo_<i>.<field>``.
 
     Uses, per frame, the first quabo with ``tv_sec != 0`` (quabo_0 if none did).
+    Raises :class:`TimeOverflowError` if a time does not fit int64 ns.
     """
+    ns, flags, bad = _module_unix_t_ns(meta, n_quabos)
+    _raise_bad(bad)
+    return ns, flags
+
+
+def _module_unix_t_ns(
+    meta: Mapping[str, np.ndarray], n_quabos: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     tv_sec = np.stack([np.asarray(meta[f"quabo_{q}.tv_sec"]) for q in range(n_quabos)])
     present = tv_sec != 0
     first = np.where(present.any(axis=0), present.argmax(axis=0), 0)
@@ -107,9 +209,11 @@ def module_unix_t_ns(
         stacked = np.stack([np.asarray(meta[f"quabo_{q}.{field}"]) for q in range(n_quabos)])
         return stacked[first, rows]
 
-    ns, flags = unix_t_ns(tv_sec[first, rows], pick("tv_usec"), pick("pkt_nsec"), pick("pkt_tai"))
+    ns, flags, bad = _unix_t_ns(
+        tv_sec[first, rows], pick("tv_usec"), pick("pkt_nsec"), pick("pkt_tai")
+    )
     flags |= (~present.all(axis=0)).astype(np.uint8) * QUALITY_QUABO_MISSING
-    return ns, flags
+    return ns, flags, bad
 
 
 def frame_unix_t_ns(
@@ -152,17 +256,42 @@ def frame_times(
     ``fetch_rows(keys, rows)`` must return the named fields for the given row
     positions of ``meta``; it is called only for module frames whose quabo_0
     sent nothing, so the common case decodes 7 fields instead of 16.
+    Raises :class:`TimeOverflowError` (rows = positions in ``meta``) if a time
+    does not fit int64 ns.
     """
+    ns, flags, bad = _frame_times(meta, header_kind, fetch_rows)
+    if header_kind == "module":
+        _raise_bad(bad)
+    else:
+        _raise_bad(bad, meta["tv_sec"], meta["pkt_nsec"])
+    return ns, flags
+
+
+def overflowing_frames(meta: Mapping[str, np.ndarray], header_kind: str) -> np.ndarray:
+    """Bool per frame: its time does not fit int64 ns (``meta`` holds every timing field)."""
+    def fetch(keys: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: np.asarray(meta[k])[rows] for k in keys}
+
+    _, _, bad = _frame_times(meta, header_kind, fetch)
+    n = len(np.asarray(meta["quabo_0.tv_sec" if header_kind == "module" else "tv_sec"]))
+    return np.zeros(n, dtype=bool) if bad is None else bad
+
+
+def _frame_times(
+    meta: Mapping[str, np.ndarray],
+    header_kind: str,
+    fetch_rows: Callable[[list[str], np.ndarray], Mapping[str, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if header_kind != "module":
-        return frame_unix_t_ns(meta, header_kind)
-    ns, flags = unix_t_ns(
+        return _unix_t_ns(meta["tv_sec"], meta["tv_usec"], meta["pkt_nsec"], meta["pkt_tai"])
+    ns, flags, bad = _unix_t_ns(
         meta["quabo_0.tv_sec"], meta["quabo_0.tv_usec"], meta["quabo_0.pkt_nsec"],
         meta["quabo_0.pkt_tai"],
     )
     present = [np.asarray(meta[f"quabo_{q}.tv_sec"]) != 0 for q in range(4)]
     all_present = present[0] & present[1] & present[2] & present[3]
     if all_present.all():
-        return ns, flags
+        return ns, flags, bad
     flags |= (~all_present).view(np.uint8) * np.uint8(QUALITY_QUABO_MISSING)
     rows = np.flatnonzero(~present[0])
     if rows.size:
@@ -175,5 +304,11 @@ def frame_times(
         for f in ("tv_usec", "pkt_nsec", "pkt_tai"):
             sub[f"quabo_0.{f}"] = np.asarray(meta[f"quabo_0.{f}"])[rows]
         sub.update(have)
-        ns[rows], flags[rows] = module_unix_t_ns(sub)
-    return ns, flags
+        ns[rows], flags[rows], sub_bad = _module_unix_t_ns(sub)
+        if bad is not None:  # quabo_0 sent nothing: its garbage timing fields do not count
+            bad[rows] = False
+        if sub_bad is not None:
+            if bad is None:
+                bad = np.zeros(len(ns), dtype=bool)
+            bad[rows] = sub_bad
+    return ns, flags, bad

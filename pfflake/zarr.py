@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .faults import fault
 from .products import FIELD_DTYPES, DataProduct
 from .sequence import PFFSequence
 from .timestamps import QUALITY_NAMES, frame_unix_t_ns
@@ -472,12 +473,18 @@ class _ArrayFiles:
         if target.parent not in self._dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(target.parent)
-        if not atomic:
-            target.write_bytes(payload)
-            return
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-        tmp.write_bytes(payload)
-        os.replace(tmp, target)
+        tmp = target
+        if atomic:
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            tmp.write_bytes(payload)
+        except OSError as e:  # a failed write() names no file: say which (disk full, EFBIG)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise OSError(e.errno, e.strerror, str(target)) from None
+        if atomic:
+            os.replace(tmp, target)
+        fault("zarr_file")
 
     def assemble_shard(self, parts: list[bytes | None]) -> bytes | None:
         """Shard file: inner chunks then the index (offset, nbytes) and its crc32c."""

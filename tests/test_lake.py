@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 import warnings
 from pathlib import Path
 
@@ -16,7 +12,7 @@ import pytest
 import zarr
 
 from pfflake import PFFWarning
-from pfflake.lake import CRASH_POINTS, Lake
+from pfflake.lake import Lake
 from pfflake.simulate import simulate_run
 from tests.conftest import EXAMPLE_RUN, LEGACY_RUN
 from tests.naive import naive_flat, naive_read, naive_unix_t_ns
@@ -232,42 +228,6 @@ def test_growing_run_in_three_steps_equals_one_shot(tmp_path):
     for k in ai:
         np.testing.assert_array_equal(ai[k], bi[k])
     assert grown.fsck().ok
-
-
-def _ingest_cmd(lake: Path, run: Path) -> list[str]:
-    code = textwrap.dedent(f"""
-        import warnings
-        from pfflake.lake import Lake
-        warnings.simplefilter("ignore")
-        Lake({str(lake)!r}).ingest([{str(run)!r}], workers=1)
-    """)
-    return [sys.executable, "-c", code]
-
-
-@pytest.mark.parametrize("point", CRASH_POINTS)
-def test_kill_9_then_rerun_equals_uninterrupted(tmp_path, point, sim):
-    target = tmp_path / "lake"
-    env = {**os.environ, "PFFLAKE_CRASH_AT": point}
-    proc = subprocess.run(_ingest_cmd(target, sim.path), env=env, capture_output=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
-    crashed = Lake(target)
-    # the lake reads as its last commit: nothing, or the whole ingest
-    expected = 700 * len(sim.streams) if point == "committed" else 0
-    assert crashed.sql("SELECT count(*) FROM frames").fetchall()[0][0] == expected
-    assert crashed.fsck().ok
-    crashed.close()
-    rerun = subprocess.run(_ingest_cmd(target, sim.path), capture_output=True, timeout=120)
-    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
-    clean = Lake(tmp_path / "clean")
-    clean.ingest([sim.path], workers=1)
-    a, ai = lake_state(Lake(target))
-    b, bi = lake_state(clean)
-    assert a.equals(b)
-    for k in ai:
-        np.testing.assert_array_equal(ai[k], bi[k])
-    report = Lake(target).fsck(repair=True)
-    assert report.ok
-    assert Lake(target).fsck().leftovers == []
 
 
 def test_fsck_finds_stray_and_missing_files(sim, tmp_path):

@@ -21,10 +21,13 @@ strict=False)`` (lenient), every access pattern (``len``,
 * lenient: never raises; returns exactly the *intact* frames (definition in
   :func:`intact_frames`), in order, with their pixels, header values and times.
 
+A frame whose time does not fit int64 ns (e.g. ``tv_sec = 9999999999``) is a
+corrupt header: strict time accesses raise, lenient mode skips the frame.
+
 Run time: the default 2 x 500 examples take ~15 s; ``-m slow`` runs 2 x 5000.
-Known bugs are pinned by the ``xfail(strict=True)`` tests at the end of this
-file; the fuzz skips inputs that hit them (``event("skipped: known bug")``) so
-it keeps looking for new ones.
+Bugs found are pinned by regression tests at the end of this file; one known
+bug remains as ``xfail(strict=True)`` (strict ``timestamps()`` validates only
+the timing fields), which the fuzz's strict check tolerates explicitly.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pfflake import PFFSequence
-from pfflake.errors import PFFError
+from pfflake.errors import CorruptHeaderError, PFFError
 from pfflake.file import PFFWarning
 from pfflake.products import get_product
 from pfflake.writer import FIELD_MAX, write_pff
@@ -102,13 +105,6 @@ def build_valid(product: str, n: int, fixed: bool, seed: int, realistic: bool, p
             cols[key] = rng.integers(0, 1_000_000_000, n)
         else:
             cols[key] = rng.integers(0, hi + 1, n, dtype=np.int64)
-    if not fixed:
-        # Known bug (see test_compact_first_frame_longest_drops_frames): the fixed
-        # layout is learnt from frame 0 and later shorter frames are dropped as a
-        # "cut-short tail". Frame 0 all-zero is the shortest header, so the fuzz
-        # explores the rest; damage that lengthens frame 0 is filtered below.
-        for key in cols:
-            cols[key][0] = 0
     info = np.iinfo(p.dtype)
     images = rng.integers(info.min, info.max + 1, (n, *p.image_shape), dtype=np.int64)
     write_pff(path, cols, images.astype(p.dtype), fixed_width=fixed)
@@ -140,12 +136,9 @@ HEADER_VALUES = [
     b"0",
     b"00",
     b"4294967296",
+    b"9999999999",  # fits the 10-digit tv_sec field; as tv_sec, the time overflows int64
+    b"-999999999",
 ]
-
-
-OUT_OF_INT64 = {
-    v for v in HEADER_VALUES if v.lstrip(b"-").isdigit() and not INT64_MIN <= int(v) <= INT64_MAX
-}
 
 
 def rewrite_header(header: bytes, kind: str, choice: int, arg: int, product: str) -> bytes:
@@ -267,12 +260,13 @@ def apply_damage(data: bytes, slots: list[Slot], p: dict, product: str):
 # ----------------------------------------------------------------------------- reference
 
 
-def ref_header(raw: bytes, product: str) -> dict | None:
+def ref_header(raw: bytes, product: str, *, time: bool = True) -> dict | None:
     """The reference verdict on one header's bytes: its flat fields, or None if invalid.
 
     Valid = ASCII text (the DAQ writes ASCII), a JSON object without duplicate
     keys, every field of the product present as an integer (not bool) that
-    fits int64. Extra keys are allowed.
+    fits int64, and (``time=True``) a frame time (naive rule, exact Python
+    integers) that fits int64 ns. Extra keys are allowed.
     """
     try:
         text = raw.decode("ascii")
@@ -296,7 +290,13 @@ def ref_header(raw: bytes, product: str) -> dict | None:
         if type(v) is not int or not INT64_MIN <= v <= INT64_MAX:
             return None
         out[key] = v
+    if time and not time_fits(out, product):
+        return None
     return out
+
+
+def time_fits(flat: dict, product: str) -> bool:
+    return INT64_MIN <= naive_unix_t_ns(flat, product)[0] <= INT64_MAX
 
 
 def intact_frames(data: bytes, slots: list[Slot], product: str):
@@ -334,7 +334,10 @@ def intact_frames(data: bytes, slots: list[Slot], product: str):
 
 def reference(data: bytes, product: str):
     """Strict reference: the walk of ``tests/naive.naive_read`` on bytes, plus
-    :func:`ref_header` on every frame; ``None`` if the file is rejected."""
+    :func:`ref_header` on every frame; ``None`` if the file is rejected.
+
+    A frame whose time does not fit int64 ns still counts here (its header is
+    valid JSON): :func:`check_strict` requires the time accesses to raise."""
     shape, dtype, _ = NAIVE_PRODUCTS[product]
     image_bytes = shape[0] * shape[1] * np.dtype(dtype).itemsize
     frames, pos = [], 0
@@ -346,7 +349,7 @@ def reference(data: bytes, product: str):
             break  # cut-short tail, dropped
         if data[end + 2 : end + 3] != b"*":
             return None
-        flat = ref_header(data[pos : end + 2], product)
+        flat = ref_header(data[pos : end + 2], product, time=False)
         if flat is None:
             return None
         img = np.frombuffer(data, dtype, shape[0] * shape[1], end + 3).reshape(shape)
@@ -397,17 +400,13 @@ def check_result(name: str, got, frames, product: str, *, seq_len: int):
     elif name == "iter_batches":
         cat = np.concatenate(got) if got else np.empty((0, *p.image_shape), p.dtype)
         np.testing.assert_array_equal(cat, images)
-    elif name in ("metadata", "metadata_no_times"):
+    elif name == "metadata":
         for key in fields:
             assert got[key].tolist() == [f[0][key] for f in frames], f"field {key}"
-        if name == "metadata_no_times":
-            return
         want = expected_times(frames, product)
         assert got["unix_t_ns"].tolist() == want, "unix_t_ns"
     elif name == "timestamps":
         assert got.tolist() == expected_times(frames, product), "timestamps"
-    elif name == "skip":
-        return
     elif name == "get_frame":
         assert len(got) == n
         for (header, img), (_flat, want_img, raw) in zip(got, frames, strict=True):
@@ -416,22 +415,8 @@ def check_result(name: str, got, frames, product: str, *, seq_len: int):
 
 
 def times_fit_int64(frames, product) -> bool:
-    """Every time and every intermediate of the time rule fits int64 (else: known bug)."""
-    fits = lambda v: INT64_MIN <= v <= INT64_MAX  # noqa: E731
-    for flat, _, _ in frames:
-        for q in [""] if product == "ph256" else [f"quabo_{i}." for i in range(4)]:
-            sec, usec, nsec = flat[q + "tv_sec"], flat[q + "tv_usec"], flat[q + "pkt_nsec"]
-            if not all(
-                fits(v)
-                for v in (
-                    (sec - 1) * 10**9 + nsec,
-                    (sec + 1) * 10**9 + nsec,
-                    sec * 10**9 + usec * 1000,
-                    sec - flat[q + "pkt_tai"] + 37,
-                )
-            ):
-                return False
-    return all(fits(t) for t in expected_times(frames, product))
+    """Every frame's time fits int64 ns (else the reader must raise, never wrap)."""
+    return all(time_fits(flat, product) for flat, _, _ in frames)
 
 
 def open_seq(path: Path, strict: bool) -> PFFSequence:
@@ -488,8 +473,7 @@ def check_strict(path: Path, data: bytes, slots: list[Slot], product: str):
                 continue
             if ref is not None:
                 if name in ("metadata", "timestamps") and not times_fit_int64(ref, product):
-                    # Known bug (test_unix_t_ns_overflow_wraps_silently): times wrap.
-                    name = "metadata_no_times" if name == "metadata" else "skip"
+                    raise AssertionError(f"strict {name} returned times that do not fit int64")
                 check_result(name, got, ref, product, seq_len=len(seq))
             elif name in ("len", "read_images_range", "iter_batches"):
                 # Reference rejects the file; pixels may still be served, but only
@@ -512,7 +496,8 @@ def check_strict(path: Path, data: bytes, slots: list[Slot], product: str):
                 # validates only the fields it decodes. The times must still be the ones
                 # the (possibly flipped) timing fields in the file say.
                 lazy = lazy_fields(data, slots, product)
-                if lazy is not None and times_fit_int64(lazy, product):
+                if lazy is not None:
+                    assert times_fit_int64(lazy, product), "timestamps wrapped int64"
                     assert len(got) == len(seq) == len(lazy)
                     assert got.tolist() == expected_times(lazy, product)
             else:
@@ -529,9 +514,6 @@ def check_lenient(path: Path, data: bytes, slots: list[Slot], product: str):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PFFWarning)
                 got = run_access(seq, name, product)
-            if name in ("metadata", "timestamps") and not times_fit_int64(intact, product):
-                # Known bug (test_unix_t_ns_overflow_wraps_silently): times wrap.
-                name = "metadata_no_times" if name == "metadata" else "skip"
             check_result(name, got, intact, product, seq_len=len(seq))
 
 
@@ -541,19 +523,6 @@ def one_example(tmp_path: Path, example, mode: str):
     data, slots = build_valid(product, n, fixed, seed, realistic, path)
     damaged, new_slots, _changed = apply_damage(data, slots, params, product)
     path.write_bytes(damaged)
-    if hits_known_bug(damaged, new_slots) or hits_leading_zero_bug(damaged, new_slots):
-        event("skipped: known bug")
-        return
-    if params["kind"] == "rewrite" and params["rewrite"] == "nest" and params["choice"] % 9 >= 4:
-        event("skipped: known bug")
-        return  # known bug: RecursionError escapes (test_deeply_nested_header_recursion_error)
-    if (
-        params["kind"] == "rewrite"
-        and params["rewrite"] == "value"
-        and HEADER_VALUES[params["choice"] % len(HEADER_VALUES)] in OUT_OF_INT64
-    ):
-        event("skipped: known bug")
-        return  # known bug: OverflowError escapes (test_header_value_outside_int64)
     rewrite = f":{params['rewrite']}" if params["kind"] == "rewrite" else ""
     event(f"damage={params['kind']}{rewrite}")
     if mode == "lenient":
@@ -563,25 +532,6 @@ def one_example(tmp_path: Path, example, mode: str):
         check_strict(path, damaged, new_slots, product)
     else:
         check_lenient(path, damaged, new_slots, product)
-
-
-def hits_known_bug(data: bytes, slots: list[Slot]) -> bool:
-    """Frame 0 longer than a later whole frame, with too few bytes for n frames of its size."""
-    whole = [s for s in slots if s.end <= len(data)]
-    if len(whole) < 2:
-        return False
-    fs0 = whole[0].end - whole[0].offset
-    return any(s.end - s.offset < fs0 for s in whole[1:]) and len(data) // fs0 < len(whole)
-
-
-def hits_leading_zero_bug(data: bytes, slots: list[Slot]) -> bool:
-    """A number with a leading zero (``:08``) or an inner space (``6 4``): known bugs.
-
-    See test_leading_zero_decoded_silently and test_inner_space_decoded_as_zero.
-    """
-    return any(
-        re.search(rb":\s*-?0\d|\d +\d", data[s.offset : s.offset + s.header_len]) for s in slots
-    )
 
 
 # ----------------------------------------------------------------------------- tests
@@ -615,46 +565,95 @@ def test_compact_first_frame_longest_drops_frames(tmp_path, strict):
     assert len(seq) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: unix_t_ns silently wraps int64 for tv_sec > ~9.22e9 "
-    "(the writer accepts tv_sec up to 9999999999): 9999999999 s -> negative ns, "
-    "no error, time_quality 1 only",
-)
-@pytest.mark.parametrize("fixed", [True, False])
-def test_unix_t_ns_overflow_wraps_silently(tmp_path, fixed):
+def _two_frames(path: Path, fixed: bool, **bad: int) -> tuple[int, int]:
+    """ph256 file: frame 0 sane, frame 1 with the ``bad`` values; (frame 1 offset, t0).
+
+    Fixed width goes through the DAQ-format writer; compact is plain
+    ``json.dumps`` (any integer, e.g. a negative ``tv_sec`` the DAQ cannot print).
+    """
     p = get_product("ph256")
-    path = tmp_path / pff_name("ph256")
-    cols = {k: np.array([0]) for k in p.header_fields}
-    cols["tv_sec"] = np.array([9_999_999_999])
-    cols["pkt_nsec"] = np.array([5])
-    write_pff(path, cols, np.zeros((1, 16, 16), "<i2"), fixed_width=fixed)
-    seq = PFFSequence([path])
-    try:
-        ts = seq.timestamps()
-    except (PFFError, OverflowError, ValueError):
-        return  # raising is an acceptable answer
-    assert ts.tolist() == [9_999_999_999_000_000_005]
+    rows = [{k: 0 for k in p.header_fields} for _ in range(2)]
+    rows[0].update(tv_sec=1_700_000_000, tv_usec=500_000, pkt_nsec=500_000_123)
+    rows[1].update(bad)
+    if fixed:
+        cols = {k: np.array([r[k] for r in rows]) for k in p.header_fields}
+        write_pff(path, cols, np.zeros((2, 16, 16), "<i2"), fixed_width=True)
+    else:
+        path.write_bytes(b"".join(json.dumps(r).encode() + b"\n\n*" + bytes(512) for r in rows))
+    data = path.read_bytes()
+    return data.index(b"{", 1), 1_700_000_000_500_000_123
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: header pkt_nsec = -2**63 (accepted by the reader) "
-    "overflows int64 inside the no-WR second choice: unix_t_ns comes back wrong "
-    "(naive: -9223372035854775808), no error",
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize(
+    ("fixed", "bad"),
+    [
+        (True, {"tv_sec": 9_999_999_999, "pkt_nsec": 5}),  # the DAQ's widest tv_sec: 1e19 ns
+        (False, {"tv_sec": 9_999_999_999, "pkt_nsec": 5}),
+        (False, {"tv_sec": -(10**10)}),
+        (False, {"tv_sec": 1, "pkt_nsec": 2**63 - 1, "pkt_tai": 1}),
+        (True, {"tv_sec": 9_223_372_036, "pkt_nsec": 999_999_999, "pkt_tai": 1}),  # 2**63 + ..
+    ],
 )
+def test_unix_t_ns_overflow_is_corrupt_header(tmp_path, strict, fixed, bad):
+    """Regression: a time beyond int64 ns used to wrap silently (1e19 ns -> negative)."""
+    path = tmp_path / pff_name("ph256")
+    offset, t0 = _two_frames(path, fixed, **bad)
+    seq = None
+    try:
+        seq = PFFSequence([path], strict=strict)
+        ts = seq.timestamps()
+    except CorruptHeaderError as err:
+        assert strict
+        assert err.path == path and err.frame == 1 and err.offset == offset, repr(err)
+        assert str(path) in str(err) and "int64" in str(err)
+        if seq is not None:  # opened (fixed layout): every time access raises
+            with pytest.raises(CorruptHeaderError):
+                seq.get_metadata_arrays(["unix_t_ns"])
+            with pytest.raises(CorruptHeaderError):
+                list(seq.iter_batches(1, with_timestamps=True))
+        return
+    assert not strict, f"strict returned {ts.tolist()}"
+    assert len(seq) == 1 and ts.tolist() == [t0]  # lenient: the frame is skipped as damage
+    assert [d.frame for d in seq.files[0].damage] == [1]
+
+
+def test_unix_t_ns_time_just_inside_int64(tmp_path):
+    """The last representable second still works (no false alarm at the edge)."""
+    path = tmp_path / pff_name("ph256")
+    _two_frames(path, True, tv_sec=9_223_372_035, pkt_nsec=999_999_999, pkt_tai=1)
+    # pkt_tai = 1 -> d = (9223372035 - 1 + 37) % 1024 is 'desync': host second kept
+    want = 9_223_372_035 * 10**9 + 999_999_999
+    assert PFFSequence([path]).timestamps().tolist()[1] == want
+
+
 def test_unix_t_ns_intermediate_overflow_negative_nsec(tmp_path):
+    """Regression: pkt_nsec = -2**63 overflowed inside the no-WR second choice."""
     p = get_product("ph256")
     path = tmp_path / pff_name("ph256")
     header = {k: 0 for k in p.header_fields}
     header["pkt_nsec"] = -(2**63)
     path.write_bytes(json.dumps(header).encode() + b"\n\n*" + bytes(512))
-    seq = PFFSequence([path])
-    try:
-        ts = seq.timestamps()
-    except (PFFError, OverflowError, ValueError):
-        return
-    assert ts.tolist() == [naive_unix_t_ns(header, "ph256")[0]]
+    want = naive_unix_t_ns(header, "ph256")[0]
+    assert want == -(2**63) + 10**9  # the naive rule picks the next second: it fits
+    assert PFFSequence([path]).timestamps().tolist() == [want]
+
+
+def test_vectorised_overflow_rows():
+    """``unix_t_ns`` names every overflowing row; module frames judge the quabo used."""
+    from pfflake.timestamps import TimeOverflowError, module_unix_t_ns, unix_t_ns
+
+    z = np.zeros(3, dtype=np.int64)
+    with pytest.raises(TimeOverflowError) as e:
+        unix_t_ns(np.array([0, 10**10, -(10**10)]), z, z, z)
+    assert e.value.rows.tolist() == [1, 2]
+    meta = {f"quabo_{q}.{f}": np.zeros(2, dtype=np.int64) for q in range(4)
+            for f in ("tv_sec", "tv_usec", "pkt_nsec", "pkt_tai")}
+    meta["quabo_0.pkt_nsec"][:] = 2**62  # garbage in an absent quabo: ignored
+    meta["quabo_1.tv_sec"][:] = [1, 10**10]
+    with pytest.raises(TimeOverflowError) as e:
+        module_unix_t_ns(meta)
+    assert e.value.rows.tolist() == [1]
 
 
 @pytest.mark.parametrize("strict", [True, False])
@@ -747,3 +746,26 @@ def test_inner_space_decoded_as_zero(tmp_path, strict):
         assert strict
         return
     assert got == [614]  # lenient: frame 0 skipped; never 604
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_strict_get_frame_checks_required_fields(tmp_path, strict):
+    """Regression (found by the 2 x 5000 fuzz): a fixed-width frame whose pkt_tai digits
+    became ``[1]`` (same length, valid JSON) was returned by strict ``get_frame``."""
+    p = get_product("img16")
+    path = tmp_path / pff_name("img16")
+    cols = {k: np.array([523, 7]) for k in p.header_fields}
+    write_pff(path, cols, np.zeros((2, 32, 32), "<u2"), fixed_width=True)
+    data = path.read_bytes()
+    i = data.index(b'"pkt_tai":') + len(b'"pkt_tai":')
+    j = data.index(b"523", i)
+    path.write_bytes(data[:j] + b"[1]" + data[j + 3 :])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        seq = PFFSequence([path], strict=strict)
+    if strict:
+        with pytest.raises(CorruptHeaderError) as err:
+            seq.get_frame(0)
+        assert err.value.frame == 0 and err.value.offset == 0
+    else:
+        assert len(seq) == 1 and seq.get_frame(0)[0]["quabo_0"]["pkt_tai"] == 7
