@@ -83,6 +83,13 @@ class PFFSequence:
         ``True``: damaged frames raise. ``False``: skipped and reported.
     data_product:
         Product name for files whose names do not say it (e.g. renamed files).
+    verify:
+        ``"sample"`` (default): strict reads validate the bytes they decode
+        (every field a call returns, the delimiters of every frame it touches),
+        so ``timestamps()`` never reads, and never checks, fields it does not
+        need. ``"full"``: every header of every file is validated at open
+        (about the cost of one ``get_metadata_arrays`` of all fields), so a
+        corrupt byte anywhere raises before anything is returned.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class PFFSequence:
         *,
         strict: bool = True,
         data_product: str | None = None,
+        verify: str = "sample",
     ) -> None:
         paths = [Path(p) for p in file_paths]
         if not paths:
@@ -120,7 +128,11 @@ class PFFSequence:
         self.name = self.file_paths[0].name.split(".seqno")[0]
         self.meta: dict[str, Any] = first.as_meta() if first else {"dp": self.product.name}
         self.module: int | None = first.module if first else None
-        self._files = [PFFFile(p, self.product, strict=strict) for p in self.file_paths]
+        if verify not in ("sample", "full"):
+            raise ValueError(f"verify must be 'sample' or 'full', got {verify!r}")
+        self._files = [
+            PFFFile(p, self.product, strict=strict, verify=verify) for p in self.file_paths
+        ]
         counts = np.array([f.n_frames for f in self._files], dtype=np.int64)
         self._file_frame_counts = counts.tolist()
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

@@ -48,7 +48,7 @@ from pfflake.errors import CorruptHeaderError, PFFError
 from pfflake.file import PFFWarning
 from pfflake.products import get_product
 from pfflake.writer import FIELD_MAX, write_pff
-from tests.naive import NAIVE_PRODUCTS, naive_flat, naive_unix_t_ns
+from tests.naive import NAIVE_PRODUCTS, naive_flat, naive_read, naive_unix_t_ns
 
 PRODUCTS = ["img16", "img8", "ph1024", "ph256"]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -685,27 +685,33 @@ def test_header_value_outside_int64(tmp_path, strict, value):
         assert strict and err.frame == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: strict mode validates only the header fields it "
-    "decodes: timestamps() succeeds on a fixed-layout file whose frame 1 header is "
-    "not valid JSON (quabo_num digit flipped), while get_metadata_arrays raises",
-)
-def test_strict_timestamps_ignore_corrupt_other_field(tmp_path):
+def test_strict_reads_validate_what_they_read(tmp_path):
+    """Strict mode checks the bytes a call decodes; verify="full" checks every header.
+
+    A corrupt byte in a field timestamps() does not need leaves its times right
+    (they are decoded and checked from intact bytes); reading that field raises,
+    and so does opening the file with verify="full".
+    """
     p = get_product("ph256")
     path = tmp_path / pff_name("ph256")
     cols = {k: np.array([1, 1]) for k in p.header_fields}
+    cols["tv_sec"] = np.array([1_700_000_000, 1_700_000_001])
     write_pff(path, cols, np.zeros((2, 16, 16), "<i2"), fixed_width=True)
+    clean = naive_read(path)
+    truth = [naive_unix_t_ns(naive_flat(h), p.header_kind)[0] for h in clean.headers]
     data = bytearray(path.read_bytes())
     pos = 636 + data[:636].index(b'"quabo_num": ') + len(b'"quabo_num": ')
     assert data[pos : pos + 1] == b"1"
     data[pos] = ord("x")  # frame 1: '"quabo_num": x' is not JSON
     path.write_bytes(bytes(data))
     seq = PFFSequence([path])
-    with pytest.raises(PFFError):
+    with pytest.raises(CorruptHeaderError) as err:
         seq.get_metadata_arrays(["quabo_num"])
-    with pytest.raises(PFFError):
-        seq.timestamps()
+    assert err.value.frame == 1 and err.value.offset == 636
+    assert seq.timestamps().tolist() == truth
+    with pytest.raises(CorruptHeaderError) as err:
+        PFFSequence([path], verify="full")
+    assert err.value.frame == 1
 
 
 @pytest.mark.parametrize("strict", [True, False])
