@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +132,9 @@ def run_units(
         return []
     stamp = f"{time.time_ns():x}"
     keys = [f"{key_prefix}-{stamp}-{i}" for i in range(len(tasks))]
-    futures = client.map(_unit, list(tasks), key=keys, retries=retries, pure=False)
+    # Workers do not share the coordinator's working directory: send absolute paths.
+    sent = [_absolute(t) for t in tasks]
+    futures = client.map(_unit, sent, key=keys, retries=retries, pure=False)
     results: dict[str, UnitResult] = {}
     failed: list[tuple[Any, BaseException]] = []
     try:
@@ -159,16 +162,29 @@ def run_units(
     missing = [k for k in keys if k not in results]
     if missing:
         raise LakeError(f"{len(missing)} ingest unit(s) returned no result; nothing committed")
-    return [results[k] for k in keys]
+    # The commit is built from the coordinator's own tasks (paths as it planned them).
+    return [replace(results[k], task=t) for k, t in zip(keys, tasks, strict=True)]
+
+
+def _absolute(task: UnitTask) -> UnitTask:
+    return replace(
+        task,
+        paths=[os.path.abspath(p) for p in task.paths],
+        store=os.path.abspath(task.store),
+        staging_file=os.path.abspath(task.staging_file),
+    )
 
 
 # -- reading ---------------------------------------------------------------------------
 
 
 def _frames_arrow_schema() -> pa.Schema:
+    """The DuckDB ``frames`` view's columns: file columns, then the hive partition keys."""
     from .query import frames_schema
 
-    return frames_schema()
+    full = frames_schema()
+    keys = [k for k, _ in S.PARTITION_KEYS]
+    return pa.schema([f for f in full if f.name not in keys] + [full.field(k) for k in keys])
 
 
 def _table_schema(table: str) -> pa.Schema:
