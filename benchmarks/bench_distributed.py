@@ -1,0 +1,139 @@
+"""Lake ingest on a Dask LocalCluster (2 worker processes) vs a single process.
+
+Run:  uv run --group bench python benchmarks/bench_distributed.py [--gb 2.0] [--runs 3]
+
+On one simulated run (img16, two modules, --gb of PFF in total) prints, as
+medians of --runs, the seconds and MB/s (PFF bytes read / wall time of the
+``Lake.ingest`` call) of: a single-process ingest (``workers=1``), the local
+process pool (``workers=--workers``, for reference) and the same ingest with
+``client=`` a ``distributed.LocalCluster(processes=True, n_workers=--workers,
+threads_per_worker=1)``; then the speed-up of the cluster over one process.
+
+Each timing covers the ingest call only: interpreter start-up, the cluster's
+start-up and the workers' first imports (one warm-up ingest of a small run)
+are reported separately and excluded. Every run ingests into a new, empty
+lake; the run's PFF files stay in the page cache, as they would after a copy
+to a cluster's scratch file system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+
+def make_run(base: Path, gb: float) -> Path:
+    from pfflake.simulate import simulate_run
+
+    runs = sorted(base.glob("obs_*.pffd"))
+    if runs:
+        return runs[0]
+    n = int(gb * 1e9 / 2540 / 2)  # img16 frames are 2,540 B; two modules
+    return simulate_run(base, products=("img16",), modules=(1, 2), n_frames=n,
+                        frames_per_file=200_000, frame_rate_hz=10_000).path
+
+
+_LOCAL = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import logging; logging.disable(logging.WARNING)
+from pfflake.lake import Lake
+t = time.perf_counter()
+r = Lake(sys.argv[1]).ingest([sys.argv[2]], workers=int(sys.argv[3]), progress=False)
+print(time.perf_counter() - t, r.frames)
+"""
+
+
+def local_ingest(run: Path, lake: Path, workers: int) -> tuple[float, int]:
+    """Seconds of one ``Lake.ingest`` in a fresh process (the call only) and its frames."""
+    shutil.rmtree(lake, ignore_errors=True)
+    out = subprocess.run([sys.executable, "-c", _LOCAL, str(lake), str(run), str(workers)],
+                         capture_output=True, text=True, check=True)
+    dt, frames = out.stdout.split()
+    return float(dt), int(frames)
+
+
+def dask_ingest(client, run: Path, lake: Path) -> tuple[float, int]:
+    from pfflake.lake import Lake
+
+    shutil.rmtree(lake, ignore_errors=True)
+    t = time.perf_counter()
+    r = Lake(lake).ingest([run], client=client, progress=False)
+    return time.perf_counter() - t, r.frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path,
+                    default=Path(tempfile.gettempdir()) / "pfflake-bench-distributed")
+    ap.add_argument("--gb", type=float, default=2.0, help="size of the simulated run (GB)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
+    ap.add_argument("--workers", type=int, default=2, help="Dask workers (and pool size)")
+    ap.add_argument("--no-pool", action="store_true", help="skip the local process pool")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.disable(logging.WARNING)  # the simulated run's cut tail is logged per read
+    warnings.simplefilter("ignore")
+    from distributed import Client, LocalCluster
+
+    src = args.dir / f"src-{args.gb:g}gb"
+    src.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    run = make_run(src, args.gb)
+    made = time.perf_counter() - t
+    size = sum(p.stat().st_size for p in run.glob("*.pff"))
+    out = args.dir / "out"
+    print(f"run {run.name}: {size / 1e9:.2f} GB of PFF (made in {made:.1f} s); "
+          f"median of {args.runs} runs; {args.workers} Dask workers x 1 thread")
+
+    single = [local_ingest(run, out / "lake", 1) for _ in range(args.runs)]
+    pool = [] if args.no_pool else [local_ingest(run, out / "lake", args.workers)
+                                    for _ in range(args.runs)]
+
+    t = time.perf_counter()
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    started = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        warm = make_run(args.dir / "warmup", 0.01)
+        dask_ingest(client, warm, out / "warm-lake")
+        warmed = time.perf_counter() - t
+        dist = [dask_ingest(client, run, out / "lake") for _ in range(args.runs)]
+    finally:
+        client.close()
+        cluster.close()
+
+    frames = {x[1] for x in single + pool + dist}
+    assert len(frames) == 1, f"ingests disagree on the frame count: {frames}"
+
+    def line(label: str, times: list[float]) -> float:
+        med = statistics.median(times)
+        spread = f"{min(times):.2f}-{max(times):.2f}"
+        print(f"  {label:46s} {med:7.2f} s  {size / med / 1e6:7.0f} MB/s   (runs {spread} s)")
+        return med
+
+    print(f"  Dask cluster start-up {started:.1f} s, warm-up ingest {warmed:.1f} s (excluded)")
+    t1 = line("single process (workers=1)", [x[0] for x in single])
+    if pool:
+        tp = line(f"local process pool (workers={args.workers})", [x[0] for x in pool])
+    td = line(f"Dask LocalCluster ({args.workers} workers)", [x[0] for x in dist])
+    print(f"  speed-up of the Dask cluster over one process: {t1 / td:.2f}x"
+          + (f" (local pool: {t1 / tp:.2f}x)" if pool else ""))
+    print(f"  frames per ingest: {frames.pop():,}")
+    shutil.rmtree(out, ignore_errors=True)  # the simulated runs stay in --dir for the next time
+
+
+if __name__ == "__main__":
+    main()
