@@ -19,6 +19,7 @@ to a cluster's scratch file system.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -96,6 +97,7 @@ def main() -> None:
     print(f"run {run.name}: {size / 1e9:.2f} GB of PFF (made in {made:.1f} s); "
           f"median of {args.runs} runs; {args.workers} Dask workers x 1 thread")
 
+    load0 = os.getloadavg()[0]
     single = [local_ingest(run, out / "lake", 1) for _ in range(args.runs)]
     pool = [] if args.no_pool else [local_ingest(run, out / "lake", args.workers)
                                     for _ in range(args.runs)]
@@ -125,6 +127,8 @@ def main() -> None:
         return med
 
     print(f"  Dask cluster start-up {started:.1f} s, warm-up ingest {warmed:.1f} s (excluded)")
+    print(f"  load average (1 min) before / after: {load0:.1f} / {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (other processes skew the figures)")
     t1 = line("single process (workers=1)", [x[0] for x in single])
     if pool:
         tp = line(f"local process pool (workers={args.workers})", [x[0] for x in pool])
