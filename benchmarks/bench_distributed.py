@@ -11,9 +11,11 @@ threads_per_worker=1)``; then the speed-up of the cluster over one process.
 
 Each timing covers the ingest call only: interpreter start-up, the cluster's
 start-up and the workers' first imports (one warm-up ingest of a small run)
-are reported separately and excluded. Every run ingests into a new, empty
-lake; the run's PFF files stay in the page cache, as they would after a copy
-to a cluster's scratch file system.
+are reported separately and excluded. The variants run interleaved (one of
+each per round), so load from other processes skews them alike; the load
+average is printed. Every run ingests into a new, empty lake; the run's PFF
+files stay in the page cache, as they would after a copy to a cluster's
+scratch file system.
 """
 
 from __future__ import annotations
@@ -98,10 +100,6 @@ def main() -> None:
           f"median of {args.runs} runs; {args.workers} Dask workers x 1 thread")
 
     load0 = os.getloadavg()[0]
-    single = [local_ingest(run, out / "lake", 1) for _ in range(args.runs)]
-    pool = [] if args.no_pool else [local_ingest(run, out / "lake", args.workers)
-                                    for _ in range(args.runs)]
-
     t = time.perf_counter()
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                            dashboard_address=None)
@@ -112,7 +110,13 @@ def main() -> None:
         warm = make_run(args.dir / "warmup", 0.01)
         dask_ingest(client, warm, out / "warm-lake")
         warmed = time.perf_counter() - t
-        dist = [dask_ingest(client, run, out / "lake") for _ in range(args.runs)]
+        # Interleaved, so that load from other processes hits every variant alike.
+        single, pool, dist = [], [], []
+        for _ in range(args.runs):
+            single.append(local_ingest(run, out / "lake", 1))
+            if not args.no_pool:
+                pool.append(local_ingest(run, out / "lake", args.workers))
+            dist.append(dask_ingest(client, run, out / "lake"))
     finally:
         client.close()
         cluster.close()

@@ -227,18 +227,20 @@ class _ReadPart:
     ``frames`` partition keys come from the commit entry, with the pinned types
     of :data:`pfflake.schema.PARTITION_KEYS`: the same columns as the DuckDB
     ``frames`` view (``union_by_name`` + hive partitioning). Picklable, so it
-    runs on any worker that sees the lake's path.
+    runs on any worker that sees the lake's path. Its ``columns`` keyword lets
+    Dask's optimizer push a column selection (``df[["module", "pixel_sum"]]``)
+    into the read.
     """
 
     def __init__(self, schema: pa.Schema, columns: list[str] | None = None) -> None:
         self.schema = schema
         self.columns = columns
 
-    def __call__(self, part: tuple[str, dict[str, Any]]):
+    def __call__(self, part: tuple[str, dict[str, Any]], columns: list[str] | None = None):
         import pyarrow.parquet as pq
 
         path, partition = part
-        wanted = self.columns or self.schema.names
+        wanted = list(columns) if columns is not None else (self.columns or self.schema.names)
         on_disk = set(pq.read_schema(path).names)
         table = pq.read_table(path, columns=[c for c in wanted if c in on_disk])
         cols = []
@@ -272,6 +274,10 @@ def to_dask(
     and ``files`` keep the latest row per run / (run, file), as the views do;
     ``runs_all``/``files_all``/``hk`` are the tables as stored. Workers must
     see the lake at the same path.
+
+    Built with ``dask.dataframe.from_map`` over the committed files rather
+    than ``read_parquet``: ``read_parquet`` takes its schema from one file, so
+    the header columns of the other products would silently disappear.
     """
     require_dask("Lake.to_dask")
     import dask.dataframe as dd
