@@ -13,7 +13,8 @@ Each timing covers the ingest call only: interpreter start-up, the cluster's
 start-up and the workers' first imports (one warm-up ingest of a small run)
 are reported separately and excluded. The variants run interleaved (one of
 each per round), so load from other processes skews them alike; the load
-average is printed. Every run ingests into a new, empty lake; the run's PFF
+average is printed, and so are the CPU seconds of each variant (the
+ingest's own work, which load from other processes does not change). Every run ingests into a new, empty lake; the run's PFF
 files stay in the page cache, as they would after a copy to a cluster's
 scratch file system.
 """
@@ -47,29 +48,47 @@ _LOCAL = """
 import sys, time, warnings
 warnings.simplefilter("ignore")
 import logging; logging.disable(logging.WARNING)
+import resource
 from pfflake.lake import Lake
-t = time.perf_counter()
+def cpu():
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + c.ru_utime + c.ru_stime
+c0, t = cpu(), time.perf_counter()
 r = Lake(sys.argv[1]).ingest([sys.argv[2]], workers=int(sys.argv[3]), progress=False)
-print(time.perf_counter() - t, r.frames)
+print(time.perf_counter() - t, r.frames, cpu() - c0)
 """
 
 
-def local_ingest(run: Path, lake: Path, workers: int) -> tuple[float, int]:
-    """Seconds of one ``Lake.ingest`` in a fresh process (the call only) and its frames."""
+def local_ingest(run: Path, lake: Path, workers: int) -> tuple[float, int, float]:
+    """Seconds of one ``Lake.ingest`` in a fresh process (the call only), its frames, and
+    the CPU seconds of the call (its pool's processes included)."""
     shutil.rmtree(lake, ignore_errors=True)
     out = subprocess.run([sys.executable, "-c", _LOCAL, str(lake), str(run), str(workers)],
                          capture_output=True, text=True, check=True)
-    dt, frames = out.stdout.split()
-    return float(dt), int(frames)
+    dt, frames, cpu = out.stdout.split()
+    return float(dt), int(frames), float(cpu)
 
 
-def dask_ingest(client, run: Path, lake: Path) -> tuple[float, int]:
+def _worker_cpu() -> float:
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def dask_ingest(client, run: Path, lake: Path) -> tuple[float, int, float]:
+    """Seconds of one ``Lake.ingest(client=)``, its frames, and the CPU seconds of the
+    coordinator and the workers (the scheduler and nannies not counted)."""
     from pfflake.lake import Lake
 
     shutil.rmtree(lake, ignore_errors=True)
+    workers0 = sum(client.run(_worker_cpu).values())
+    coordinator0 = time.process_time()
     t = time.perf_counter()
     r = Lake(lake).ingest([run], client=client, progress=False)
-    return time.perf_counter() - t, r.frames
+    dt = time.perf_counter() - t
+    cpu = time.process_time() - coordinator0 + sum(client.run(_worker_cpu).values()) - workers0
+    return dt, r.frames, cpu
 
 
 def main() -> None:
@@ -124,21 +143,29 @@ def main() -> None:
     frames = {x[1] for x in single + pool + dist}
     assert len(frames) == 1, f"ingests disagree on the frame count: {frames}"
 
-    def line(label: str, times: list[float]) -> float:
+    def line(label: str, results: list[tuple[float, int, float]]) -> float:
+        times = [x[0] for x in results]
         med = statistics.median(times)
         spread = f"{min(times):.2f}-{max(times):.2f}"
-        print(f"  {label:46s} {med:7.2f} s  {size / med / 1e6:7.0f} MB/s   (runs {spread} s)")
+        cpu = statistics.median(x[2] for x in results)
+        print(f"  {label:42s} {med:7.2f} s  {size / med / 1e6:5.0f} MB/s  (runs {spread} s)"
+              f"  CPU {cpu:6.1f} s")
         return med
 
     print(f"  Dask cluster start-up {started:.1f} s, warm-up ingest {warmed:.1f} s (excluded)")
     print(f"  load average (1 min) before / after: {load0:.1f} / {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (other processes skew the figures)")
-    t1 = line("single process (workers=1)", [x[0] for x in single])
+    t1 = line("single process (workers=1)", single)
     if pool:
-        tp = line(f"local process pool (workers={args.workers})", [x[0] for x in pool])
-    td = line(f"Dask LocalCluster ({args.workers} workers)", [x[0] for x in dist])
+        tp = line(f"local process pool (workers={args.workers})", pool)
+    td = line(f"Dask LocalCluster ({args.workers} workers)", dist)
     print(f"  speed-up of the Dask cluster over one process: {t1 / td:.2f}x"
           + (f" (local pool: {t1 / tp:.2f}x)" if pool else ""))
+    cpu1 = statistics.median(x[2] for x in single)
+    cpud = statistics.median(x[2] for x in dist)
+    print(f"  CPU seconds of the Dask ingest / one process: {cpud:.1f} / {cpu1:.1f} = "
+          f"{cpud / cpu1:.2f} (the cluster path's overhead; under load the wall-clock "
+          "speed-up falls short of 2x, the CPU cost does not change)")
     print(f"  frames per ingest: {frames.pop():,}")
     shutil.rmtree(out, ignore_errors=True)  # the simulated runs stay in --dir for the next time
 
