@@ -14,9 +14,9 @@ start-up and the workers' first imports (one warm-up ingest of a small run)
 are reported separately and excluded. The variants run interleaved (one of
 each per round), so load from other processes skews them alike; the load
 average is printed, and so are the CPU seconds of each variant (the
-ingest's own work, which load from other processes does not change). Every run ingests into a new, empty lake; the run's PFF
-files stay in the page cache, as they would after a copy to a cluster's
-scratch file system.
+ingest's own work, which load from other processes does not change). Every
+run ingests into a new, empty lake; the run's PFF files stay in the page
+cache, as they would after a copy to a cluster's scratch file system.
 """
 
 from __future__ import annotations
