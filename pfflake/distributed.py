@@ -146,8 +146,10 @@ def run_units(
                 results[fut.key] = result
                 if on_done is not None:
                     on_done(result.task.stop - result.task.zarr_start)
-            else:
+            elif fut.status == "error":
                 failed.append((fut, fut.exception()))
+            else:  # cancelled from elsewhere (another client, the cluster closing)
+                failed.append((fut, RuntimeError(f"unit {fut.key} {fut.status}")))
     finally:
         client.cancel(futures)
     if failed:

@@ -329,3 +329,17 @@ sys.meta_path.insert(0, _Block())
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert "IMPORT-ERROR" in out.stdout and "pip install 'pfflake[distributed]'" in out.stdout
+
+
+def test_images_dask_chunks_are_shards(tmp_path):
+    """A sharded store: one Dask chunk per shard (whole stored objects per task)."""
+    lake = Lake(tmp_path / "lake", time_chunk=64, ts_chunk=128, shard_factor=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        run = simulate_run(tmp_path / "src", n_frames=300)
+    lake.ingest([run.path], workers=1)
+    arr = lake.images_dask(run.path.name, module=1)
+    assert arr.chunks[0] == (128, 128, 44)
+    state = next(iter(lake.snapshot().streams.values()))
+    stored = zarr.open_group(lake.root / state.store, mode="r")["images"]
+    np.testing.assert_array_equal(arr.compute(), stored[:300])
