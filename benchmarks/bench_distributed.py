@@ -161,6 +161,10 @@ def main() -> None:
     td = line(f"Dask LocalCluster ({args.workers} workers)", dist)
     print(f"  speed-up of the Dask cluster over one process: {t1 / td:.2f}x"
           + (f" (local pool: {t1 / tp:.2f}x)" if pool else ""))
+    rounds = statistics.median(s[0] / d[0] for s, d in zip(single, dist, strict=True))
+    best = min(x[0] for x in single) / min(x[0] for x in dist)
+    print(f"  speed-up, median of per-round ratios: {rounds:.2f}x; best run vs best run: "
+          f"{best:.2f}x (both less sensitive to load that drifts between rounds)")
     cpu1 = statistics.median(x[2] for x in single)
     cpud = statistics.median(x[2] for x in dist)
     print(f"  CPU seconds of the Dask ingest / one process: {cpud:.1f} / {cpu1:.1f} = "
