@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,6 +51,11 @@ from .log import (
     publish_commit,
 )
 from .paths import HK_FILE_NAME, parse_run_name
+
+if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
+    import dask.array
+    import dask.dataframe
+    import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -384,7 +389,7 @@ class Lake:
         return light_curve(self, bucket_ns, **kw)
 
     def to_dask(self, name: str = "frames", *, snap: Snapshot | None = None,
-                columns: Sequence[str] | None = None):
+                columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:
         """A Dask DataFrame over one snapshot's committed Parquet files of a table
         (needs ``pfflake[distributed]``; see :func:`pfflake.distributed.to_dask`)."""
         from .distributed import to_dask
@@ -393,7 +398,7 @@ class Lake:
 
     def images_dask(self, run: str, stream: str | None = None, *,
                     data_product: str | None = None, module: int | None = None,
-                    array: str = "images", snap: Snapshot | None = None):
+                    array: str = "images", snap: Snapshot | None = None) -> dask.array.Array:
         """A Dask array over one stream's committed frames (``pfflake[distributed]``;
         see :func:`pfflake.distributed.images_dask`)."""
         from .distributed import images_dask
@@ -417,7 +422,7 @@ class Lake:
         threshold: float | None = None,
         progress: bool | None = None,
         max_retries: int = 3,
-        client: Any = None,
+        client: distributed.Client | None = None,
     ) -> IngestResult:
         """Add new frames of ``run_dirs`` to the lake in one commit.
 
