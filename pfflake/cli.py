@@ -101,6 +101,11 @@ def ingest(
     lenient: bool = typer.Option(False, help="Skip damaged frames instead of failing."),
     threshold: float = typer.Option(None, help="Pixel value counted by pixels_above."),
     progress: bool = typer.Option(None, help="Progress bar (default: on a terminal)."),
+    scheduler: str = typer.Option(
+        None, "--scheduler",
+        help="Dask scheduler address (tcp://host:8786): run the work on that cluster "
+        "(needs pfflake[distributed]; workers must see the same paths).",
+    ),
 ) -> None:
     """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit."""
     from .lake import Lake
@@ -108,10 +113,19 @@ def ingest(
     for d in run_dirs:
         if not d.is_dir():
             raise FileNotFoundError(f"run directory not found: {d}")
-    result = Lake(lake).ingest(
-        run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
-        progress=progress,
-    )
+    client = None
+    if scheduler:
+        from .distributed import connect
+
+        client = connect(scheduler)
+    try:
+        result = Lake(lake).ingest(
+            run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
+            progress=progress, client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
     print(result.summary())
 
 

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,6 +52,11 @@ from .log import (
     publish_commit,
 )
 from .paths import HK_FILE_NAME, parse_run_name
+
+if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
+    import dask.array
+    import dask.dataframe
+    import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -398,6 +403,24 @@ class Lake:
 
         return light_curve(self, bucket_ns, **kw)
 
+    def to_dask(self, name: str = "frames", *, snap: Snapshot | None = None,
+                columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:
+        """A Dask DataFrame over one snapshot's committed Parquet files of a table
+        (needs ``pfflake[distributed]``; see :func:`pfflake.distributed.to_dask`)."""
+        from .distributed import to_dask
+
+        return to_dask(self, name, snap=snap, columns=columns)
+
+    def images_dask(self, run: str, stream: str | None = None, *,
+                    data_product: str | None = None, module: int | None = None,
+                    array: str = "images", snap: Snapshot | None = None) -> dask.array.Array:
+        """A Dask array over one stream's committed frames (``pfflake[distributed]``;
+        see :func:`pfflake.distributed.images_dask`)."""
+        from .distributed import images_dask
+
+        return images_dask(self, run, stream, data_product=data_product, module=module,
+                           array=array, snap=snap)
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -414,6 +437,7 @@ class Lake:
         threshold: float | None = None,
         progress: bool | None = None,
         max_retries: int = 3,
+        client: distributed.Client | None = None,
     ) -> IngestResult:
         """Add new frames of ``run_dirs`` to the lake in one commit.
 
@@ -424,12 +448,21 @@ class Lake:
         statistic. ``strict=False`` skips damaged frames instead of failing.
         A concurrent ingest that commits first makes this one re-plan (up to
         ``max_retries`` times); overlapping work fails with :class:`LakeError`.
+
+        ``client`` (a ``distributed.Client``; needs ``pfflake[distributed]``)
+        runs the work units on a Dask cluster instead of local processes
+        (``workers`` is then ignored); this process still plans and commits
+        once, and the lake is the same as a local ingest's. The workers must
+        see the lake and the run directories at the same absolute paths. A
+        unit that fails is retried; if it fails for good, nothing is committed
+        and :class:`LakeError` is raised (see :mod:`pfflake.distributed`).
         """
         t0 = time.perf_counter()
         run_dirs = [Path(p) for p in run_dirs]
         for attempt in range(max_retries + 1):
             try:
-                result = self._ingest_once(run_dirs, workers, strict, threshold, progress)
+                result = self._ingest_once(run_dirs, workers, strict, threshold, progress,
+                                           client)
                 result.seconds = time.perf_counter() - t0
                 return result
             except OSError as e:  # disk full, permissions, ... : one clear error
@@ -443,7 +476,8 @@ class Lake:
                 logger.info("commit conflict; re-planning against the new lake version")
         raise AssertionError("unreachable")
 
-    def _ingest_once(self, run_dirs, workers, strict, threshold, progress) -> IngestResult:
+    def _ingest_once(self, run_dirs, workers, strict, threshold, progress,
+                     client=None) -> IngestResult:
         from .run import PanosetiRun
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -466,7 +500,7 @@ class Lake:
                 plans += self._plan_run(run, snap)
             tasks = self._make_tasks(plans, staging, strict, threshold, workers)
             _fault("planned")
-            unit_results = self._execute(tasks, workers, progress)
+            unit_results = self._execute(tasks, workers, progress, client)
             _fault("units_written")
             body = self._commit_body(snap, runs, plans, unit_results, staging, txn)
             _fault("staged")
@@ -582,13 +616,17 @@ class Lake:
                 )
         return tasks
 
-    def _execute(self, tasks, workers, progress) -> list[UnitResult]:
+    def _execute(self, tasks, workers, progress, client=None) -> list[UnitResult]:
         workers = workers or os.cpu_count() or 1
         total = sum(t.stop - t.zarr_start for t in tasks)
         show = _progress(progress, total)
         results = []
         try:
-            if workers <= 1 or len(tasks) <= 1 or total < 2 * UNIT_FRAMES:
+            if client is not None:
+                from .distributed import run_units
+
+                results = run_units(client, tasks, on_done=show)
+            elif workers <= 1 or len(tasks) <= 1 or total < 2 * UNIT_FRAMES:
                 for t in tasks:
                     t.zarr_workers = min(2, workers)
                     results.append(_run_unit(t))
