@@ -470,14 +470,14 @@ def test_gather_reads_each_stored_object_once(tmp_path, monkeypatch, shard_facto
         workers=1,
     )
     reads, chunks = [], []
-    original = Q._read_object
+    original = Q._fetch_object
 
-    def counted(layout, index, groups, frames, rows, out, pixel):
+    def counted(layout, index, groups):
         reads.append((layout.name, index))
         chunks.extend(g[0] for g in groups)
-        return original(layout, index, groups, frames, rows, out, pixel)
+        return original(layout, index, groups)
 
-    monkeypatch.setattr(Q, "_read_object", counted)
+    monkeypatch.setattr(Q, "_fetch_object", counted)
     frames = rng.integers(0, n, 300)
     frames[:20] = rng.integers(128, 192, 20)
     out = np.empty((len(frames), 16, 16), np.int16)
