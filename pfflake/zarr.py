@@ -245,13 +245,14 @@ def create_store(
     length, module and file names fill the defaults. ``run_configs`` are
     redacted before they are stored. ``ts_chunk`` (frames per 1-D chunk) must
     be a multiple of ``time_chunk``. ``shard_factor`` > 0 shards every array
-    (that many chunks per shard file); ``image_shard`` > 0 shards only the
-    images, in shards of that many frames (a multiple of ``time_chunk``): small
-    image chunks make a scattered frame cheap to read while the header arrays
-    keep their long, well-compressing chunks. Fill the store with :class:`FrameWriter`
-    in ranges aligned to :func:`write_unit` frames (one process per range is
-    safe). Raises ``FileExistsError`` if ``path`` exists, unless ``overwrite``
-    (which only deletes an existing Zarr store or an empty directory).
+    (that many chunks per shard file); ``image_shard`` > 0 sets the images'
+    shards to that many frames (a multiple of ``time_chunk``) whatever
+    ``shard_factor`` says: small image chunks make a scattered frame cheap to
+    read while the header arrays keep their long, well-compressing chunks.
+    Fill the store with :class:`FrameWriter` in ranges aligned to
+    :func:`write_unit` frames (one process per range is safe). Raises
+    ``FileExistsError`` if ``path`` exists, unless ``overwrite`` (which only
+    deletes an existing Zarr store or an empty directory).
     """
     seq = product if isinstance(product, PFFSequence) else None
     if seq is not None:
@@ -271,11 +272,8 @@ def create_store(
     ts_chunk = default_ts_chunk(chunk) if ts_chunk is None else int(ts_chunk)
     if ts_chunk < 1 or ts_chunk % chunk:
         raise ValueError(f"ts_chunk ({ts_chunk}) must be a multiple of time_chunk ({chunk})")
-    if image_shard and (shard_factor or image_shard < 0 or image_shard % chunk):
-        raise ValueError(
-            f"image_shard ({image_shard}) must be a multiple of time_chunk ({chunk}) "
-            "and excludes shard_factor"
-        )
+    if image_shard and (image_shard < 0 or image_shard % chunk):
+        raise ValueError(f"image_shard ({image_shard}) must be a multiple of time_chunk ({chunk})")
     path = Path(path)
     _clear_target(path, overwrite)
 
@@ -283,7 +281,7 @@ def create_store(
     quabo = [zarr_name(f) for f in fields if "." in f]
     flat = [zarr_name(f) for f in fields if "." not in f]
     sf = shard_factor or None
-    image_object = chunk * sf if sf else (image_shard or chunk)
+    image_object = image_shard or (chunk * sf if sf else chunk)
     unit = math.lcm(ts_chunk * sf if sf else ts_chunk, image_object)
     attrs: dict[str, Any] = {
         "panoseti_pff_zarr_version": SPEC_VERSION,
@@ -332,7 +330,7 @@ def create_store(
             product.image_shape,
             product.dtype,
             chunk,
-            chunk * sf if sf else (image_shard or None),
+            image_shard or (chunk * sf if sf else None),
             image_attrs,
         ),
         UNIX_T_NS: doc((), "int64", *one_d, _UNIX_T_NS_ATTRS),

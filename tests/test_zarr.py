@@ -356,8 +356,12 @@ def test_image_only_shards(tmp_path, truth):
     assert_store_equals_truth({k: g[k][:] for k, _ in g.arrays()}, t)
     with pytest.raises(ValueError, match="multiple of time_chunk"):
         create_store(tmp_path / "bad.zarr", seq, time_chunk=16, image_shard=100)
-    with pytest.raises(ValueError, match="excludes shard_factor"):
-        create_store(tmp_path / "bad2.zarr", seq, time_chunk=16, image_shard=128, shard_factor=2)
+    both = create_store(
+        tmp_path / "both.zarr", seq, time_chunk=16, ts_chunk=256, image_shard=128, shard_factor=4
+    )
+    g = zarr.open_group(str(both), mode="r")
+    assert g["images"].shards[0] == 128 and g["unix_t_ns"].shards[0] == 1024
+    assert write_unit(both) == 1024
 
 
 # -- options -------------------------------------------------------------------------------
