@@ -133,7 +133,9 @@ def detect_layout(header: bytes, product: DataProduct) -> HeaderLayout | None:
     return HeaderLayout(len(header), spans, bytes(template))
 
 
-_WINDOW = 2048
+_WORDS_BYTES = 3 << 19  # 1.5 MiB of gathered words per window: few numpy calls, L2/L3-sized
+_MIN_WINDOW, _MAX_WINDOW = 2048, 16384  # frames per window
+_RELEASE_BYTES = 32 << 20  # input bytes between ``done`` callbacks
 _PARALLEL_ABOVE = 16_384  # frames; below this, threads cost more than they save
 
 
@@ -193,6 +195,10 @@ class DecodePlan:
         words = [(layout.spans[k][1] - 8, min(width[k], 8)) for k in self.order]
         words += [(layout.spans[k][1] - 16, width[k] - 8) for k in wide]
         self.offsets = [off for off, _ in words]
+        # Windows of a power of two frames, larger when fewer words are decoded: the
+        # per-window numpy calls hold the GIL, so fewer, larger calls let threads overlap.
+        fit = _WORDS_BYTES // (8 * max(len(words), 1))
+        self.window = min(_MAX_WINDOW, max(_MIN_WINDOW, 1 << (fit.bit_length() - 1)))
         keep = np.array(
             [0xFFFFFFFFFFFFFFFF ^ ((1 << (8 * (8 - k))) - 1) for _, k in words], dtype=np.uint64
         )
@@ -224,7 +230,7 @@ class DecodePlan:
         if n > _PARALLEL_ABOVE:
             from concurrent.futures import ThreadPoolExecutor
 
-            half = (n // 2 // _WINDOW) * _WINDOW
+            half = n // 2
             with ThreadPoolExecutor(2) as pool:
                 jobs = [
                     pool.submit(self._run, buf, base, frame_size, lo, hi, out, bad, done)
@@ -239,7 +245,8 @@ class DecodePlan:
     def _run(self, buf, base, frame_size, lo, hi, out, bad, done) -> None:
         # Words are laid out (word, frame) so every step reads and writes whole rows
         # and the result rows are copied straight into ``out`` (one row per field).
-        win = min(_WINDOW, max(hi - lo, 1))
+        win = min(self.window, max(hi - lo, 1))
+        stretch = max(win, _RELEASE_BYTES // frame_size)
         nw, k, m = len(self.offsets), len(self.order), self.n_wide
         rows_buf = np.empty((win, self.row), dtype=np.uint8)
         row_type = np.dtype(f"V{self.row}")
@@ -302,7 +309,7 @@ class DecodePlan:
             )
             if wrong.any():
                 frame_bad |= wrong.any(axis=0)
-            if done is not None and (s + c - released >= 16 * win or s + c == hi):
+            if done is not None and (s + c - released >= stretch or s + c == hi):
                 done(base + released * frame_size, base + (s + c) * frame_size)
                 released = s + c
 
