@@ -229,14 +229,21 @@ def _run_unit(task: UnitTask) -> UnitResult:
     out = Path(task.staging_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     _fault("parquet_staging")
-    pq.write_table(
-        table,
-        out,
-        compression="zstd",
-        row_group_size=ROW_GROUP_ROWS,
-        write_statistics=True,
-    )
-    _fsync(out)
+    # Written under a private name, then renamed: a retried unit (Dask) whose first
+    # attempt is still running never exposes a half-written file at the staged path.
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+            write_statistics=True,
+        )
+        _fsync(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     _fault("parquet_staged")
     ts = table.column(S.UNIX_T_NS)
     return UnitResult(
