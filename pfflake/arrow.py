@@ -63,7 +63,6 @@ from .schema import (
     header_column,
     stats_fields,
 )
-from .timestamps import TimeOverflowError, frame_times
 
 if TYPE_CHECKING:
     from .file import PFFFile
@@ -253,14 +252,7 @@ class _BatchBuilder:
             for k in self.keys:
                 self._check_fits(k, meta[k], pf, p.lo)
                 headers[k][rows] = meta[k]
-            try:
-                ts, q = frame_times(
-                    meta,
-                    self.product.header_kind,
-                    lambda keys, r, pf=pf, lo=p.lo: pf.decode_at(keys, r + lo),
-                )
-            except TimeOverflowError as e:
-                raise pf.time_error(p.lo + int(e.rows[0]), e) from None
+            ts, q = pf.frame_times(meta, p.lo)
             unix_t_ns[rows], quality[rows] = ts, q
             file_frame[rows] = local
             byte_offset[rows] = pf.frame_offsets(local)

@@ -190,14 +190,9 @@ def _frames_arrow_schema() -> pa.Schema:
 
 
 def _table_schema(table: str) -> pa.Schema:
-    from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
+    from .query import table_schema
 
-    return {
-        "frames": _frames_arrow_schema(),
-        "runs": RUNS_SCHEMA,
-        "files": FILES_SCHEMA,
-        "hk": HK_SCHEMA,
-    }[table]
+    return _frames_arrow_schema() if table == "frames" else table_schema(table)
 
 
 def _pandas_types() -> dict[pa.DataType, Any]:

@@ -43,7 +43,7 @@ from .header import (
     parse_header,
 )
 from .products import DataProduct
-from .timestamps import frame_time_fits, overflowing_frames
+from .timestamps import TimeOverflowError, frame_time_fits, frame_times, overflowing_frames
 
 logger = logging.getLogger(__name__)
 
@@ -492,6 +492,22 @@ class PFFFile:
             raise CorruptHeaderError(
                 f"header does not parse: {e}", path=self.path, frame=local, offset=off
             ) from None
+
+    def frame_times(
+        self, meta: dict[str, np.ndarray], start: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(unix_t_ns, time_quality)`` of local frames ``start, start+1, ...`` from their
+        decoded primary timing fields (:func:`~pfflake.timestamps.frame_times`); fields
+        it needs beyond ``meta`` are decoded here. A time that does not fit int64 ns
+        raises :class:`CorruptHeaderError` naming this file, the frame and its offset."""
+        try:
+            return frame_times(
+                meta,
+                self.product.header_kind,
+                lambda keys, rows: self.decode_at(keys, rows + start),
+            )
+        except TimeOverflowError as e:
+            raise self.time_error(start + int(e.rows[0]), e) from None
 
     def time_error(self, local: int, err: Exception) -> CorruptHeaderError:
         """The error for local frame ``local`` whose time does not fit int64 ns."""

@@ -69,6 +69,19 @@ def frames_schema() -> pa.Schema:
     return pa.schema(list(fields.values()))
 
 
+def table_schema(table: str) -> pa.Schema:
+    """Arrow schema of a lake table (``frames``: every product's columns, partition keys
+    included)."""
+    from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
+
+    return {
+        "frames": frames_schema(),
+        "runs": RUNS_SCHEMA,
+        "files": FILES_SCHEMA,
+        "hk": HK_SCHEMA,
+    }[table]
+
+
 def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join(_lit(str(p)) for p in paths) + "]"
 
@@ -178,21 +191,13 @@ def scan(lake: Lake, name: str = "frames", snap: Snapshot | None = None) -> pl.L
     """
     import polars as pl
 
-    from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
-
     if name not in SCAN_TABLES:
         raise QueryError(
             f"no Polars scan for {name!r}; expected one of {', '.join(SCAN_TABLES)} "
             "(derived views: lake.sql('SELECT * FROM <view>').pl())"
         )
     table = SCAN_TABLES[name]
-    arrow_schema = {
-        "frames": frames_schema(),
-        "runs": RUNS_SCHEMA,
-        "files": FILES_SCHEMA,
-        "hk": HK_SCHEMA,
-    }[table]
-    full = pl.from_arrow(arrow_schema.empty_table()).schema
+    full = pl.from_arrow(table_schema(table).empty_table()).schema
     paths = [str(p) for p in lake.table_paths(table, snap)]
     if not paths:
         lf = pl.LazyFrame(schema=full)

@@ -343,12 +343,7 @@ class PFFSequence:
             else:
                 meta = pf.decode(keys, start, count)
                 if with_timestamps:
-                    try:
-                        ts = frame_times(
-                            meta, kind, lambda k, rows, pf=pf, s=start: pf.decode_at(k, rows + s)
-                        )[0]
-                    except TimeOverflowError as e:
-                        raise pf.time_error(start + int(e.rows[0]), e) from None
+                    ts = pf.frame_times(meta, start)[0]
                 if with_headers:
                     headers = {k: meta[k] for k in self.product.header_fields}
                     yield (images, headers, ts) if with_timestamps else (images, headers)
