@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileNameError, PFFError
+from .errors import FileNameError, PFFError, PFFFormatError
 from .file import FileInfo, PFFFile, file_info
 from .header import parse_header
 from .paths import parse_pff_name
@@ -133,6 +133,15 @@ class PFFSequence:
         self._files = [
             PFFFile(p, self.product, strict=strict, verify=verify) for p in self.file_paths
         ]
+        # The header kind is each file's own (first header), not the product's.
+        kinds = {f.product.header_kind: f for f in self._files if f.n_frames}
+        if len(kinds) > 1:
+            raise PFFFormatError(
+                "files of one stream hold different header kinds (module and single-quabo)",
+                path=kinds["quabo"].path,
+            )
+        if kinds:
+            self.product = next(iter(kinds.values())).product
         counts = np.array([f.n_frames for f in self._files], dtype=np.int64)
         self._file_frame_counts = counts.tolist()
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
