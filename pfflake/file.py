@@ -473,6 +473,24 @@ class PFFFile:
             return np.ndarray(shape, dtype, buf, base + h + 1, strides)
         return self.gather_images(np.arange(start, start + count, dtype=np.int64))
 
+    def image(self, local: int) -> np.ndarray:
+        """Pixels of one local frame: a read-only zero-copy view (keeps the map alive).
+
+        The per-call path of ``seq[i]``: the frame's delimiters are checked on the
+        map's bytes directly, with no numpy temporaries.
+        """
+        if not self.contiguous:
+            return self.gather_images(np.array([local], dtype=np.int64))[0]
+        buf = self.buffer
+        h = self.layout.header_size
+        off = local * self.frame_size
+        if not 0 <= local < self.n_frames:
+            raise IndexError(f"frame {local} out of range [0, {self.n_frames})")
+        mm = self._mm
+        if mm[off] != 0x7B or mm[off + h - 3 : off + h + 1] != self.layout.template[h - 3 :] + b"*":
+            self._raise_structure(local, 1)
+        return np.ndarray(self.product.image_shape, self.product.dtype, buf, off + h + 1)
+
     def gather_images(self, local: np.ndarray) -> np.ndarray:
         """Pixels of arbitrary local frames, as a new array in the given order.
 

@@ -20,7 +20,9 @@ deliberate differences, each pinned by a test:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import operator
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -245,19 +247,26 @@ class PFFSequence:
             raise IndexError(f"frame index out of range [0, {self._total_frames})")
         return idx
 
+    def _locate_one(self, idx: Any) -> tuple[int, int]:
+        """``(file, local frame)`` of one frame index (negative counts from the end): the
+        per-call path of ``seq[i]`` / ``get_frame``, without numpy temporaries."""
+        i = operator.index(idx)
+        n = self._total_frames
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame {idx} out of range [0, {n})")
+        f = bisect.bisect_right(self._cumulative_frames, i)
+        return f, i - (self._cumulative_frames[f - 1] if f else 0)
+
     def _locate(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         file_idx = np.searchsorted(self._starts, idx, side="right") - 1
         return file_idx, idx - self._starts[file_idx]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
-            i = int(key)
-            if i < 0:
-                i += self._total_frames
-            if not 0 <= i < self._total_frames:
-                raise IndexError(f"frame {key} out of range [0, {self._total_frames})")
-            fi, local = self._locate(np.array([i]))
-            return self._file(int(fi[0])).images(int(local[0]), 1)[0]
+            fi, local = self._locate_one(key)
+            return self._file(fi).image(local)
         if isinstance(key, slice):
             return self.read_images(np.arange(*key.indices(self._total_frames)))
         if isinstance(key, (list, tuple, np.ndarray)):
@@ -558,10 +567,9 @@ class PFFSequence:
 
     def get_frame(self, idx: int) -> tuple[dict[str, Any], np.ndarray]:
         """``(header dict, image view)`` of one frame; the header is a fresh parse."""
-        i = int(self._normalize([idx])[0])
-        fi, local = self._locate(np.array([i]))
-        pf = self._file(int(fi[0]))
-        return pf.header(int(local[0])), pf.images(int(local[0]), 1)[0]
+        fi, local = self._locate_one(idx)
+        pf = self._file(fi)
+        return pf.header(local), pf.image(local)
 
     def get_frame_validated(self, idx: int):
         """``(pydantic header, image view)``: ``ModuleHeader`` or ``QuaboHeader``."""
