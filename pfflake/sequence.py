@@ -153,8 +153,13 @@ class PFFSequence:
         self._ts: np.ndarray | None = None
         self._quality: np.ndarray | None = None
         self._is_monotonic: bool | None = None
-        for f in self._files:
-            f.close()
+        # Indexing mapped each file: keep the first max_open_files maps (the LRU's
+        # share) instead of unmapping them to map them again on first read.
+        for i, f in enumerate(self._files):
+            if i < max_open_files and f.size:
+                self._open[i] = None
+            else:
+                f.close()
 
     # -- pypff-compatible attributes ------------------------------------------
 
