@@ -285,3 +285,38 @@ def main() -> None:
             raise
         print(f"pfflake: error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+# -- pypff's CLI faces (issue 12): ``pfflake show`` / ``pfflake profile`` ------
+
+
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="Path to the .pffd run directory."),
+    details: bool = typer.Option(False, "--details", "-d", help="Show individual PFF files."),
+) -> None:
+    """The structure of a run as a tree (pypff's ``show``; ``pfflake info`` gives the table)."""
+    from .profile import show_run
+
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    show_run(run_dir, details=details)
+
+
+@app.command()
+def profile(
+    run_dir: Path = typer.Argument(..., help="Path to the .pffd run directory."),
+    product: list[str] = typer.Option(None, "--product", "-p", help="Streams (default: all)."),
+    frames: int = typer.Option(1000, "--frames", "-n", help="Frames per sequential/bulk read."),
+    step: int = typer.Option(10, "--step", "-s", help="Step of the strided read."),
+    random: int = typer.Option(100, "--random", "-r", help="Random frames read."),
+    no_pypff: bool = typer.Option(False, "--no-pypff", help="Do not time pypff side by side."),
+) -> None:
+    """Time the main reads as pypff's ``profile`` does, with pypff side by side if installed."""
+    from .profile import print_profile, profile_run
+
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    rows = profile_run(run_dir, product or None, n_frames=frames, step=step,
+                       random_samples=random, compare=not no_pypff)
+    print_profile(rows, run_dir.name)

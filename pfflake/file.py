@@ -21,6 +21,7 @@ so :meth:`PFFFile.close` never invalidates them (pypff can crash here).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import mmap
 import os
@@ -42,7 +43,7 @@ from .header import (
     flatten_header,
     parse_header,
 )
-from .products import DataProduct
+from .products import DataProduct, HeaderKind
 from .timestamps import TimeOverflowError, frame_time_fits, frame_times, overflowing_frames
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,44 @@ WINDOW_FRAMES = 32_768
 RELEASE_PAGES_ABOVE = 64 * 1024 * 1024
 _SAMPLE_FRAMES = 32
 _MAX_HEADER = 64 * 1024
+
+
+def header_kind_of(path: str | os.PathLike) -> HeaderKind | None:
+    """``"module"`` or ``"quabo"``, from the file's first header; ``None`` if it does not parse.
+
+    The header kind is the file's fact, not the product's: a module header holds
+    ``quabo_<n>`` objects, a single-quabo header holds the packet fields itself.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            end = head.find(b"\n\n")
+            if end < 0:
+                head += f.read(_MAX_HEADER - len(head))
+                end = head.find(b"\n\n")
+    except OSError:
+        return None
+    if not head.startswith(b"{") or end < 0:
+        return None
+    try:
+        header = parse_header(head[: end + 2])
+    except ValueError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    if any(
+        k.startswith("quabo_") and k != "quabo_num" and isinstance(v, dict)
+        for k, v in header.items()
+    ):
+        return "module"
+    return "quabo" if "pkt_num" in header else None
+
+
+def with_header_kind(product: DataProduct, kind: HeaderKind | None) -> DataProduct:
+    """``product`` with header kind ``kind`` (unchanged when ``kind`` is None or the same)."""
+    if kind is None or kind == product.header_kind:
+        return product
+    return dataclasses.replace(product, header_kind=kind)
 
 
 class PFFWarning(UserWarning):
@@ -82,6 +121,8 @@ class FileInfo:
     truncated_tail_bytes: int = 0
     damage: list[Damage] = field(default_factory=list)
     error: str | None = None
+    #: set when the file's header kind is not its product's usual one (read as the file has it)
+    header_note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,9 +156,12 @@ class PFFFile:
         verify: str = "sample",
     ) -> None:
         self.path = Path(path)
-        self.product = product
         self.strict = strict
         self.size = self.path.stat().st_size
+        #: The product named by the caller; :attr:`product` carries the header kind
+        #: of the file's own first header when the two disagree (see header_kind_of).
+        self.declared_product = product
+        self.product = with_header_kind(product, header_kind_of(self.path))
         self.layout: HeaderLayout | None = None
         self.frame_size: int | None = None
         self.truncated_tail_bytes = 0
@@ -429,6 +473,24 @@ class PFFFile:
             return np.ndarray(shape, dtype, buf, base + h + 1, strides)
         return self.gather_images(np.arange(start, start + count, dtype=np.int64))
 
+    def image(self, local: int) -> np.ndarray:
+        """Pixels of one local frame: a read-only zero-copy view (keeps the map alive).
+
+        The per-call path of ``seq[i]``: the frame's delimiters are checked on the
+        map's bytes directly, with no numpy temporaries.
+        """
+        if not self.contiguous:
+            return self.gather_images(np.array([local], dtype=np.int64))[0]
+        buf = self.buffer
+        h = self.layout.header_size
+        off = local * self.frame_size
+        if not 0 <= local < self.n_frames:
+            raise IndexError(f"frame {local} out of range [0, {self.n_frames})")
+        mm = self._mm
+        if mm[off] != 0x7B or mm[off + h - 3 : off + h + 1] != self.layout.template[h - 3 :] + b"*":
+            self._raise_structure(local, 1)
+        return np.ndarray(self.product.image_shape, self.product.dtype, buf, off + h + 1)
+
     def gather_images(self, local: np.ndarray) -> np.ndarray:
         """Pixels of arbitrary local frames, as a new array in the given order.
 
@@ -595,6 +657,18 @@ class PFFFile:
             header_size=self.layout.header_size if self.layout else None,
             truncated_tail_bytes=self.truncated_tail_bytes,
             damage=list(self.damage),
+            header_note=self.header_note,
+        )
+
+    @property
+    def header_note(self) -> str | None:
+        """Why the header kind differs from the product's usual one (``None`` if it does not)."""
+        declared, actual = self.declared_product.header_kind, self.product.header_kind
+        if declared == actual:
+            return None
+        return (
+            f"{self.product.name} files usually hold {declared} headers; this one holds "
+            f"{actual} headers (read as the file has them)"
         )
 
     def __getstate__(self) -> dict:

@@ -1,7 +1,8 @@
 """PANOSETI file and run-directory names: parse and format, all known variants.
 
 File: ``start_<ISO time>Z.dp_<dp>.bpp_<bytes>.module_<id>.seqno_<n>[.<key>_<value>...].pff``
-with the time's separators ``:``, ``-`` or ``_`` (file systems that forbid ``:``).
+with the time's separators ``:``, ``-`` or ``_`` (file systems that forbid ``:``);
+as in pypff, only ``dp_`` and ``module_`` are required (see :func:`parse_pff_name`).
 Run:  ``obs_<observatory>.start_<ISO time>Z.runtype_<type>.pffd``.
 """
 
@@ -40,8 +41,8 @@ class PFFName:
     ``{"debug": "TRUNCATED"}``); they are part of the stream identity.
     """
 
-    start: datetime
-    start_text: str
+    start: datetime | None  # None when the name has no (full ISO) start time
+    start_text: str | None
     data_product: str
     bpp: int
     module: int
@@ -61,8 +62,13 @@ class PFFName:
 
     def as_meta(self) -> dict[str, str | int]:
         """pypff's ``parse_filename`` dict (``start``, ``dp``, ``bpp``, ``module``, ``seqno``)."""
-        meta: dict[str, str | int] = {
-            "start": f"{self.start_text}Z",
+        meta: dict[str, str | int] = {}
+        if self.start_text is not None:
+            text = self.start_text
+            if self.start is not None and not text.endswith("Z"):
+                text += "Z"
+            meta["start"] = int(text) if text.isdigit() else text
+        meta |= {
             "dp": self.data_product,
             "bpp": self.bpp,
             "module": self.module,
@@ -76,32 +82,43 @@ class PFFName:
 def parse_pff_name(name: str | Path) -> PFFName:
     """Parse a PFF data file name; raise :class:`FileNameError` naming what is wrong.
 
-    Unknown data products raise :class:`~pfflake.errors.UnknownProductError`;
-    a ``bpp`` that contradicts the product is an error, not a guess.
+    Any name ending ``.pff`` that carries ``dp_<product>`` and ``module_<n>``
+    is read, as pypff reads them: ``seqno`` (default 0) and ``bpp`` (implied
+    by the product) are optional, and so is the start time, which may be a
+    full ISO time (``start_<time>Z``, any separator variant) or anything else
+    (``start_2024``: :attr:`PFFName.start` is then ``None``). Parts that are
+    not ``key_value`` tokens (a ``test.`` prefix) are ignored. Unknown data
+    products raise :class:`~pfflake.errors.UnknownProductError`; a ``bpp``
+    that contradicts the product, a repeated token or a non-integer
+    module/seqno/bpp is an error, not a guess.
     """
     path = Path(name)
-    m = _FILE_RE.match(path.name)
-    if not m:
+    if not path.name.endswith(".pff") or path.name == HK_FILE_NAME:
         raise FileNameError(
-            "not a PFF data file name (expected "
-            "start_<time>Z.dp_<product>.bpp_<n>.module_<id>.seqno_<n>.pff)",
+            "not a PFF data file name (expected [start_<time>Z.]dp_<product>[.bpp_<n>]"
+            ".module_<id>[.seqno_<n>].pff)",
             path=path,
         )
+    m = _FILE_RE.match(path.name)
+    start_text: str | None = m["start"] if m else None
+    rest = m["rest"] if m else path.name[: -len(".pff")]
     tokens: dict[str, str] = {}
-    for token in m["rest"].split("."):
+    for token in rest.split("."):
         t = _TOKEN_RE.match(token)
         if not t:
-            raise FileNameError(f"malformed name token {token!r}", path=path)
+            continue  # a plain word (``test``) or a piece of an odd start time
         if t["key"] in tokens:
             raise FileNameError(f"name token {t['key']!r} appears twice", path=path)
         tokens[t["key"]] = t["value"]
-    for required in ("dp", "module", "seqno"):
+    if m is None and "start" in tokens:
+        start_text = tokens.pop("start")
+    for required in ("dp", "module"):
         if required not in tokens:
             raise FileNameError(f"name lacks the {required}_<value> token", path=path)
     product = get_product(tokens.pop("dp"))
     try:
         module = int(tokens.pop("module"))
-        seqno = int(tokens.pop("seqno"))
+        seqno = int(tokens.pop("seqno", 0))
         bpp = int(tokens.pop("bpp", product.bytes_per_pixel))
     except ValueError as e:
         raise FileNameError(f"non-integer module, seqno or bpp ({e})", path=path) from None
@@ -111,11 +128,14 @@ def parse_pff_name(name: str | Path) -> PFFName:
             f"({product.bytes_per_pixel} bytes per pixel)",
             path=path,
         )
-    try:
-        start = parse_time(m["start"])
-    except ValueError as e:
-        raise FileNameError(f"bad start time {m['start']!r}: {e}", path=path) from None
-    return PFFName(start, m["start"], product.name, bpp, module, seqno, tokens)
+    start: datetime | None = None
+    if start_text is not None:
+        try:
+            start = parse_time(start_text.removesuffix("Z"))
+        except ValueError as e:
+            if m is not None:
+                raise FileNameError(f"bad start time {start_text!r}: {e}", path=path) from None
+    return PFFName(start, start_text, product.name, bpp, module, seqno, tokens)
 
 
 def format_pff_name(

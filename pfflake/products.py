@@ -8,6 +8,7 @@ that knows it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -62,7 +63,7 @@ class DataProduct:
     def image_bytes(self) -> int:
         return self.image_shape[0] * self.image_shape[1] * self.dtype.itemsize
 
-    @property
+    @cached_property  # per-call hot path (every strict header check); frozen: safe to cache
     def header_fields(self) -> tuple[str, ...]:
         """Flat header field names in pypff's dotted form (``quabo_0.pkt_num`` / ``pkt_num``)."""
         if self.header_kind == "module":

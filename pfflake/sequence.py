@@ -20,7 +20,9 @@ deliberate differences, each pinned by a test:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import operator
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileNameError, PFFError
+from .errors import FileNameError, PFFError, PFFFormatError
 from .file import FileInfo, PFFFile, file_info
 from .header import parse_header
 from .paths import parse_pff_name
@@ -133,6 +135,15 @@ class PFFSequence:
         self._files = [
             PFFFile(p, self.product, strict=strict, verify=verify) for p in self.file_paths
         ]
+        # The header kind is each file's own (first header), not the product's.
+        kinds = {f.product.header_kind: f for f in self._files if f.n_frames}
+        if len(kinds) > 1:
+            raise PFFFormatError(
+                "files of one stream hold different header kinds (module and single-quabo)",
+                path=kinds["quabo"].path,
+            )
+        if kinds:
+            self.product = next(iter(kinds.values())).product
         counts = np.array([f.n_frames for f in self._files], dtype=np.int64)
         self._file_frame_counts = counts.tolist()
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -142,8 +153,13 @@ class PFFSequence:
         self._ts: np.ndarray | None = None
         self._quality: np.ndarray | None = None
         self._is_monotonic: bool | None = None
-        for f in self._files:
-            f.close()
+        # Indexing mapped each file: keep the first max_open_files maps (the LRU's
+        # share) instead of unmapping them to map them again on first read.
+        for i, f in enumerate(self._files):
+            if i < max_open_files and f.size:
+                self._open[i] = None
+            else:
+                f.close()
 
     # -- pypff-compatible attributes ------------------------------------------
 
@@ -236,19 +252,26 @@ class PFFSequence:
             raise IndexError(f"frame index out of range [0, {self._total_frames})")
         return idx
 
+    def _locate_one(self, idx: Any) -> tuple[int, int]:
+        """``(file, local frame)`` of one frame index (negative counts from the end): the
+        per-call path of ``seq[i]`` / ``get_frame``, without numpy temporaries."""
+        i = operator.index(idx)
+        n = self._total_frames
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame {idx} out of range [0, {n})")
+        f = bisect.bisect_right(self._cumulative_frames, i)
+        return f, i - (self._cumulative_frames[f - 1] if f else 0)
+
     def _locate(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         file_idx = np.searchsorted(self._starts, idx, side="right") - 1
         return file_idx, idx - self._starts[file_idx]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
-            i = int(key)
-            if i < 0:
-                i += self._total_frames
-            if not 0 <= i < self._total_frames:
-                raise IndexError(f"frame {key} out of range [0, {self._total_frames})")
-            fi, local = self._locate(np.array([i]))
-            return self._file(int(fi[0])).images(int(local[0]), 1)[0]
+            fi, local = self._locate_one(key)
+            return self._file(fi).image(local)
         if isinstance(key, slice):
             return self.read_images(np.arange(*key.indices(self._total_frames)))
         if isinstance(key, (list, tuple, np.ndarray)):
@@ -549,10 +572,9 @@ class PFFSequence:
 
     def get_frame(self, idx: int) -> tuple[dict[str, Any], np.ndarray]:
         """``(header dict, image view)`` of one frame; the header is a fresh parse."""
-        i = int(self._normalize([idx])[0])
-        fi, local = self._locate(np.array([i]))
-        pf = self._file(int(fi[0]))
-        return pf.header(int(local[0])), pf.images(int(local[0]), 1)[0]
+        fi, local = self._locate_one(idx)
+        pf = self._file(fi)
+        return pf.header(local), pf.image(local)
 
     def get_frame_validated(self, idx: int):
         """``(pydantic header, image view)``: ``ModuleHeader`` or ``QuaboHeader``."""

@@ -57,3 +57,32 @@ def test_format_round_trip():
     run = parse_run_name(format_run_name("Lick", t, "sci-obs"))
     assert (run.observatory, run.start, run.run_type) == ("Lick", t, "sci-obs")
     assert parse_run_name("example-data").observatory is None
+
+
+@pytest.mark.parametrize(
+    "name, stream, seqno, start",
+    [
+        ("test.dp_ph256.module_1.seqno_0.pff", "dp_ph256.bpp_2.module_1", 0, None),
+        ("start_2024.dp_img16.bpp_2.module_1.seqno_3.pff", "dp_img16.bpp_2.module_1", 3, None),
+        ("dp_img8.module_5.pff", "dp_img8.bpp_1.module_5", 0, None),
+        (
+            "start_2024-01-01T00:00:00Z.dp_ph1024.module_2.seqno_1.pff",
+            "dp_ph1024.bpp_2.module_2",
+            1,
+            datetime(2024, 1, 1, tzinfo=UTC),
+        ),
+    ],
+)
+def test_names_pypff_reads(name, stream, seqno, start):
+    """Only dp_ and module_ are required (as pypff reads names); bpp is implied by the product."""
+    p = parse_pff_name(name)
+    assert (p.stream, p.seqno, p.start) == (stream, seqno, start)
+    assert p.as_meta()["dp"] == p.data_product
+
+
+@pytest.mark.parametrize(
+    "name", ["test.module_1.seqno_0.pff", "start_2024.dp_img16.seqno_0.pff", "notes.pff"]
+)
+def test_names_without_dp_or_module_are_refused(name):
+    with pytest.raises(FileNameError, match="lacks the"):
+        parse_pff_name(name)
