@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from .camera import Camera
 
-CHUNK_FRAMES = 16_384
+CHUNK_FRAMES = 4096  # ~4 MB of uint8 masks per step: stays in cache (16384 was 2x slower)
 
 HILLAS_SCHEMA = pa.schema(
     [
@@ -186,8 +186,10 @@ def hillas_parameters(
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != a.shape:
             raise ValueError(f"mask shape {mask.shape} differs from images {a.shape}")
-    cols: dict[str, np.ndarray] = {f.name: np.empty(n, dtype=f.type.to_pandas_dtype())
-                                   for f in HILLAS_SCHEMA}
+    cols: dict[str, np.ndarray] = {
+        f.name: np.empty(n, dtype=np.int32 if f.type == pa.int32() else np.float64)
+        for f in HILLAS_SCHEMA
+    }
     px, py = cam.pix_x_deg, cam.pix_y_deg
     step = max(1, chunk_frames)
     for lo in range(0, n, step):
