@@ -6,7 +6,9 @@ masks as 0/1), ``valid_from_ns``/``valid_to_ns`` the half-open interval of
 frame times (int64 ns) it applies to, ``recipe`` the recipe's parameters
 (JSON), ``source_version`` the lake version the values were computed from,
 and ``source`` where they came from (``window``, ``reused:<valid_from_ns>``
-for a short window, or the gain's star fields / ``flat``). Tables are
+for a short window, or the gain's star fields / ``flat``). ph256 frames each
+hold one quabo's 16x16 packet (``quabo_num``), so ph256 rows are per quabo
+(column ``quabo``; null for module products) and lookups take ``quabo=``. Tables are
 versioned by the commit log: a recomputation adds rows, and a lookup takes
 the latest committed row valid at the time asked (``as_of`` a lake version
 gives an earlier state).
@@ -50,6 +52,7 @@ CALIBRATION_SCHEMA = pa.schema(
         pa.field("kind", pa.string()),
         pa.field(S.DATA_PRODUCT, pa.string()),
         pa.field(S.MODULE, pa.int32()),
+        pa.field("quabo", pa.int32()),  # ph256 (one quabo's packets per frame); null otherwise
         pa.field(S.RUN, pa.string()),  # the run it was computed from (null for gain)
         pa.field("valid_from_ns", pa.int64()),
         pa.field("valid_to_ns", pa.int64()),
@@ -88,6 +91,7 @@ class Calibration:
     n_frames: int
     run: str | None = None
     qc_ok: bool | None = None
+    quabo: int | None = None
 
 
 @dataclass
@@ -116,6 +120,7 @@ class PedestalTask:
     calibration_id: str
     computed_at_ns: int
     extra: dict[str, Any] = field(default_factory=dict)
+    quabo: int | None = None
 
 
 def read_frames(store: str, frames: np.ndarray, product) -> np.ndarray:
@@ -149,7 +154,7 @@ def _pedestal_unit(task: PedestalTask) -> UnitOutput:
         for kind in ("pedestal", "pedvar", "hot", "dead"):
             rows.append({
                 "kind": kind, S.DATA_PRODUCT: task.data_product, S.MODULE: task.module,
-                S.RUN: task.run, "valid_from_ns": win["valid_from_ns"],
+                "quabo": task.quabo, S.RUN: task.run, "valid_from_ns": win["valid_from_ns"],
                 "valid_to_ns": win["valid_to_ns"], "height": h, "width": w,
                 "values": np.asarray(win[kind], dtype=np.float64).ravel(),
                 "n_frames": win["n_frames"], "source": source, "qc_ok": win["qc_ok"],
@@ -179,24 +184,30 @@ def _conditions(where: str | None, data_product: str | None, module) -> str:
 
 
 def selected_frames(lake: Lake, snap: Snapshot, where: str | None, data_product: str | None,
-                    module) -> list[tuple[tuple[str, str, int], np.ndarray, np.ndarray]]:
-    """``((run, data_product, module), frames, unix_t_ns)`` per stream of the selection,
+                    module) -> list[tuple[tuple[str, str, int, int | None], np.ndarray,
+                                          np.ndarray]]:
+    """``((run, data_product, module, quabo), frames, unix_t_ns)`` per stream of the
+    selection (ph256 streams split by ``quabo_num``, ``quabo`` None for module products),
     frames ascending, from one snapshot."""
     import polars as pl
 
     con = lake.connect(snap)
     try:
+        has_quabo = "quabo_num" in con.sql("SELECT * FROM frames LIMIT 0").columns
+        quabo = ("CASE WHEN data_product = 'ph256' THEN quabo_num END" if has_quabo
+                 else "CAST(NULL AS INTEGER)")
         df = con.sql(
-            "SELECT run, data_product, module, frame, unix_t_ns FROM frames"
+            f"SELECT run, data_product, module, frame, unix_t_ns, {quabo} AS quabo FROM frames"
             + _conditions(where, data_product, module)
         ).pl()
     finally:
         con.close()
     out = []
-    df = df.sort([S.RUN, S.DATA_PRODUCT, S.MODULE, S.FRAME])
-    for (run, dp, mod), part in df.group_by([S.RUN, S.DATA_PRODUCT, S.MODULE],
-                                            maintain_order=True):
-        out.append(((run, dp, int(mod)), part[S.FRAME].to_numpy().astype(np.int64),
+    df = df.sort([S.RUN, S.DATA_PRODUCT, S.MODULE, "quabo", S.FRAME], nulls_last=True)
+    for (run, dp, mod, quabo), part in df.group_by([S.RUN, S.DATA_PRODUCT, S.MODULE, "quabo"],
+                                                   maintain_order=True):
+        out.append(((run, dp, int(mod), None if quabo is None else int(quabo)),
+                    part[S.FRAME].to_numpy().astype(np.int64),
                     part[S.UNIX_T_NS].cast(pl.Int64).to_numpy()))
     return out
 
@@ -228,14 +239,15 @@ def compute_pedestals(
     txn, staging = new_staging(lake)
     try:
         tasks = []
-        for (run, dp, mod), frames, times in selected_frames(lake, snap, where, data_product,
-                                                             module):
+        for (run, dp, mod, quabo), frames, times in selected_frames(lake, snap, where,
+                                                                    data_product, module):
             state = streams[(run, dp, mod)]
-            rel = f"{dp}/{mod}/{_safe(run)}.{txn}.parquet"
+            q = "" if quabo is None else f".q{quabo}"
+            rel = f"{dp}/{mod}/{_safe(run)}{q}.{txn}.parquet"
             tasks.append(PedestalTask(
                 run, dp, mod, str((lake.root / state.store).resolve()), frames, times, recipe,
                 str(staging.resolve()), rel, snap.version, cid, now,
-                {"run": run, "data_product": dp, "module": mod, "kind": "pedestal"}))
+                {"run": run, "data_product": dp, "module": mod, "kind": "pedestal"}, quabo))
         outputs = run_tasks(_pedestal_unit, tasks, workers=workers, client=client)
         version = commit_outputs(lake, staging, "calibration", "calibration", outputs,
                                  extra={"source_version": snap.version})
@@ -289,19 +301,28 @@ def _product_of(rows: pa.Table, module: int, data_product: str | None, kind: str
 
 
 def lookup(lake: Lake, kind: str, module: int, at_ns: int, *, data_product: str | None = None,
-           as_of: int | None = None) -> Calibration:
-    """The latest committed ``kind`` calibration of ``module`` valid at ``at_ns`` (int ns)."""
+           quabo: int | None = None, as_of: int | None = None) -> Calibration:
+    """The latest committed ``kind`` calibration of ``module`` valid at ``at_ns`` (int ns).
+
+    ph256 frames hold one quabo's 16x16 packet each, so ph256 calibrations are per
+    quabo: pass ``quabo=`` (0..3) for them."""
     if kind not in KINDS:
         raise QueryError(f"unknown calibration kind {kind!r}; expected one of {KINDS}")
     at_ns = int(at_ns)
     snap = lake.snapshot(as_of)
     rows = calibration_rows(lake, snap, kind=kind, module=int(module))
     dp = _product_of(rows, module, data_product, kind)
-    table = resolve(rows, dp, np.array([at_ns], np.int64), kind, module)
+    quabos = {q for q, p in zip(rows.column("quabo").to_pylist(),
+                                rows.column(S.DATA_PRODUCT).to_pylist(), strict=True) if p == dp}
+    if quabo is None and quabos - {None}:
+        raise QueryError(f"{dp} module {module} has {kind} calibrations per quabo "
+                         f"{sorted(quabos - {None})}; pass quabo=")
+    table = resolve(rows, dp, np.array([at_ns], np.int64), kind, module, quabo)
     row = table[0]
     if row is None:
         raise CalibrationNotFoundError(
-            f"no {kind} calibration of {dp} module {module} valid at unix_t_ns {at_ns} "
+            f"no {kind} calibration of {dp} module {module}"
+            f"{'' if quabo is None else f' quabo {quabo}'} valid at unix_t_ns {at_ns} "
             f"(lake version {snap.version})")
     h, w = row["height"], row["width"]
     values = np.asarray(row["values"], dtype=np.float64).reshape(h, w)
@@ -309,17 +330,27 @@ def lookup(lake: Lake, kind: str, module: int, at_ns: int, *, data_product: str 
         values = values.astype(bool)
     return Calibration(kind, dp, int(module), row["valid_from_ns"], row["valid_to_ns"], values,
                        row["source"], json.loads(row["recipe"]), row["source_version"],
-                       row["n_frames"], row[S.RUN], row["qc_ok"])
+                       row["n_frames"], row[S.RUN], row["qc_ok"], row["quabo"])
+
+
+def select_rows(rows: pa.Table, kind: str, data_product: str, module: int,
+                quabo: int | None = None) -> pa.Table:
+    """The rows of one (kind, data product, module, quabo); ``quabo`` None: rows without one."""
+    import pyarrow.compute as pc
+
+    mask = pc.and_(pc.equal(rows.column("kind"), kind),
+                   pc.and_(pc.equal(rows.column(S.DATA_PRODUCT), data_product),
+                           pc.equal(rows.column(S.MODULE), int(module))))
+    q = rows.column("quabo")
+    mask = pc.and_(mask, pc.is_null(q) if quabo is None
+                   else pc.fill_null(pc.equal(q, int(quabo)), False))
+    return rows.filter(mask)
 
 
 def resolve(rows: pa.Table, data_product: str, times: np.ndarray, kind: str,
-            module: int) -> list[dict[str, Any] | None]:
+            module: int, quabo: int | None = None) -> list[dict[str, Any] | None]:
     """Per time, the latest row (commit order, then row order) whose interval holds it."""
-    import pyarrow.compute as pc
-
-    rows = rows.filter(pc.and_(pc.equal(rows.column("kind"), kind),
-                               pc.and_(pc.equal(rows.column(S.DATA_PRODUCT), data_product),
-                                       pc.equal(rows.column(S.MODULE), int(module)))))
+    rows = select_rows(rows, kind, data_product, module, quabo)
     index = resolve_index(rows, times)
     pylist = rows.to_pylist() if rows.num_rows else []
     return [pylist[i] if i >= 0 else None for i in index.tolist()]
@@ -343,13 +374,10 @@ def resolve_index(rows: pa.Table, times: np.ndarray) -> np.ndarray:
 
 
 def values_per_frame(rows: pa.Table, data_product: str, module: int, kind: str,
-                     times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     times: np.ndarray, quabo: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """``(values (K, H*W), index per time into them; -1 where none)`` for one stream."""
-    import pyarrow.compute as pc
-
-    rows = rows.filter(pc.and_(pc.equal(rows.column("kind"), kind),
-                               pc.and_(pc.equal(rows.column(S.DATA_PRODUCT), data_product),
-                                       pc.equal(rows.column(S.MODULE), int(module)))))
+    rows = select_rows(rows, kind, data_product, module, quabo)
     index = resolve_index(rows, times)
     if rows.num_rows == 0:
         return np.empty((0, 0)), index
@@ -361,7 +389,8 @@ def values_per_frame(rows: pa.Table, data_product: str, module: int, kind: str,
 
 
 def compute_gain(lake: Lake, data_product: str, module: int, *, fields: list[tuple[str, int, int]],
-                 valid_from_ns: int, valid_to_ns: int, sigma: float = 3.0) -> CalibrationResult:
+                 valid_from_ns: int, valid_to_ns: int, sigma: float = 3.0,
+                 quabo: int | None = None) -> CalibrationResult:
     """A relative gain map for ``module``, valid over ``[valid_from_ns, valid_to_ns)``.
 
     ``fields``: candidates ``(label, t_a_ns, t_b_ns)`` in the pipeline's order of
@@ -377,14 +406,16 @@ def compute_gain(lake: Lake, data_product: str, module: int, *, fields: list[tup
         pair = []
         for t in (ta, tb):
             try:
-                pair.append(lookup(lake, "pedvar", module, t, data_product=product.name).values)
+                pair.append(lookup(lake, "pedvar", module, t, data_product=product.name,
+                                   quabo=quabo).values)
             except CalibrationNotFoundError:
                 pair.append(None)
         candidates.append((f"{label}:{ta}/{tb}", *pair))
     gain, source = gain_with_fallbacks(candidates, shape, sigma)
     snap = lake.snapshot()
     row = {
-        "kind": "gain", S.DATA_PRODUCT: product.name, S.MODULE: int(module), S.RUN: None,
+        "kind": "gain", S.DATA_PRODUCT: product.name, S.MODULE: int(module),
+        "quabo": quabo, S.RUN: None,
         "valid_from_ns": int(valid_from_ns), "valid_to_ns": int(valid_to_ns),
         "height": shape[0], "width": shape[1], "values": gain.ravel(), "n_frames": 0,
         "source": source, "qc_ok": source != "flat", "recipe_name": "heap-gain-v1",
@@ -395,7 +426,8 @@ def compute_gain(lake: Lake, data_product: str, module: int, *, fields: list[tup
     txn, staging = new_staging(lake)
     try:
         out = write_staged(_to_table([row]), str(staging),
-                           f"{product.name}/{int(module)}/gain.{txn}.parquet",
+                           f"{product.name}/{int(module)}/gain{'' if quabo is None else quabo}"
+                           f".{txn}.parquet",
                            {"data_product": product.name, "module": int(module), "kind": "gain"})
         version = commit_outputs(lake, staging, "calibration", "calibration", [out])
     finally:
@@ -428,17 +460,23 @@ def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarr
     out = raw.reshape(keys.height, -1).astype(np.float32)
     rows = calibration_rows(lake, snap, data_product=product.name)
     modules = keys[S.MODULE].to_numpy()
-    for mod in np.unique(modules):
-        sel = np.flatnonzero(modules == mod)
-        ped, idx = values_per_frame(rows, product.name, int(mod), "pedestal", times[sel])
+    quabos = np.full(keys.height, -1, dtype=np.int64)
+    if product.header_kind == "quabo":  # ph256: calibrations per quabo
+        _gather(requests, "quabo_num", quabos)
+    groups = np.unique(np.stack([modules, quabos], axis=1), axis=0)
+    for mod, q in groups.tolist():
+        sel = np.flatnonzero((modules == mod) & (quabos == q))
+        quabo = None if q < 0 else int(q)
+        ped, idx = values_per_frame(rows, product.name, int(mod), "pedestal", times[sel], quabo)
         if (idx < 0).any():
             bad = sel[idx < 0][0]
             raise CalibrationNotFoundError(
-                f"{product.name} module {int(mod)}: no pedestal valid at unix_t_ns "
-                f"{int(times[bad])} (row {int(bad)}); run Lake.compute_pedestals first")
+                f"{product.name} module {int(mod)}{'' if quabo is None else f' quabo {quabo}'}"
+                f": no pedestal valid at unix_t_ns {int(times[bad])} (row {int(bad)}); run "
+                "Lake.compute_pedestals first")
         out[sel] -= ped[idx].astype(np.float32)
         if gain:
-            g, gidx = values_per_frame(rows, product.name, int(mod), "gain", times[sel])
+            g, gidx = values_per_frame(rows, product.name, int(mod), "gain", times[sel], quabo)
             has = gidx >= 0
             if has.any():
                 out[sel[has]] /= g[gidx[has]].astype(np.float32)

@@ -6,7 +6,9 @@ the high-energy pipeline: subtract the frame's pedestal (the committed
 ``picture_pedvar * pedvar`` and ``boundary_pedvar * pedvar`` (8-connected;
 2-pixel islands with a boundary pixel removed), divide by the gain map (flat
 1.0 where none is committed), and compute Hillas parameters on the module's
-:class:`~pfflake.camera.Camera` (raw ph1024 gets its true pixel positions).
+:class:`~pfflake.camera.Camera` (raw ph1024 gets its true pixel positions; a
+ph256 frame is calibrated with its quabo's pedestals and placed where that
+quabo sits in the module, column ``quabo``).
 
 Rows carry ``(run, data_product, module, frame)``, the join key of
 ``frames``, and ``unix_t_ns``; ``pedestal_valid_from_ns`` names the pedestal
@@ -52,6 +54,7 @@ DL1_SCHEMA = pa.schema(
         pa.field(S.MODULE, pa.int32()),
         pa.field(S.FRAME, pa.int64()),
         pa.field(S.UNIX_T_NS, pa.int64()),
+        pa.field("quabo", pa.int32()),  # ph256: the frame's quabo (positions in the module)
         *HILLAS_SCHEMA,
         pa.field("pedestal_valid_from_ns", pa.int64()),
         pa.field("gain_source", pa.string()),
@@ -107,11 +110,13 @@ class Dl1Task:
     source_version: int
     dl1_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+    quabo: int | None = None
 
 
 def _dl1_unit(task: Dl1Task) -> UnitOutput:
     product = get_product(task.data_product)
-    cam = Camera.for_product(product.name, plate_scale_deg=task.recipe.plate_scale_deg)
+    cam = Camera.for_product(product.name, plate_scale_deg=task.recipe.plate_scale_deg,
+                             quabo=task.quabo)
     h, w = product.image_shape
     parts = []
     for lo in range(0, len(task.frames), BATCH_FRAMES):
@@ -140,6 +145,7 @@ def _dl1_unit(task: Dl1Task) -> UnitOutput:
             S.MODULE: pa.array(np.full(n, task.module, np.int32)),
             S.FRAME: pa.array(task.frames[lo:hi]),
             S.UNIX_T_NS: pa.array(task.times[lo:hi]),
+            "quabo": pa.array([task.quabo] * n, pa.int32()),
             **{f.name: table.column(f.name) for f in HILLAS_SCHEMA},
             "pedestal_valid_from_ns": pa.array(task.ped_from[pi]),
             "gain_source": pa.array([task.gain_source[g] if g >= 0 else "flat"
@@ -152,14 +158,11 @@ def _dl1_unit(task: Dl1Task) -> UnitOutput:
     return write_staged(table, task.staging, task.rel_path, task.extra)
 
 
-def _calib_arrays(rows: pa.Table, dp: str, module: int, kind: str, times: np.ndarray):
-    import pyarrow.compute as pc
+def _calib_arrays(rows: pa.Table, dp: str, module: int, kind: str, times: np.ndarray,
+                  quabo: int | None):
+    from .caltables import resolve_index, select_rows
 
-    from .caltables import resolve_index
-
-    sub = rows.filter(pc.and_(pc.equal(rows.column("kind"), kind),
-                              pc.and_(pc.equal(rows.column(S.DATA_PRODUCT), dp),
-                                      pc.equal(rows.column(S.MODULE), int(module)))))
+    sub = select_rows(rows, kind, dp, module, quabo)
     index = resolve_index(sub, times)
     used = np.unique(index[index >= 0])
     remap = np.full(sub.num_rows, -1, np.int64)
@@ -199,12 +202,12 @@ def compute_dl1(
     covered: set[tuple[str, str, int]] = set()
     try:
         tasks = []
-        for (run, dp, mod), frames, times in selected_frames(lake, snap, where, data_product,
-                                                             module):
+        for (run, dp, mod, quabo), frames, times in selected_frames(lake, snap, where,
+                                                                    data_product, module):
             covered.add((run, dp, mod))
-            ped, pidx, pinfo = _calib_arrays(rows, dp, mod, "pedestal", times)
-            var, vidx, _ = _calib_arrays(rows, dp, mod, "pedvar", times)
-            gain, gidx, ginfo = _calib_arrays(rows, dp, mod, "gain", times)
+            ped, pidx, pinfo = _calib_arrays(rows, dp, mod, "pedestal", times, quabo)
+            var, vidx, _ = _calib_arrays(rows, dp, mod, "pedvar", times, quabo)
+            gain, gidx, ginfo = _calib_arrays(rows, dp, mod, "gain", times, quabo)
             ok = (pidx >= 0) & (vidx >= 0)
             skipped += int((~ok).sum())
             if not ok.any():
@@ -216,7 +219,8 @@ def compute_dl1(
             store = str((lake.root / streams[(run, dp, mod)].store).resolve())
             for lo in range(0, len(frames), UNIT_FRAMES):
                 hi = min(lo + UNIT_FRAMES, len(frames))
-                rel = (f"{dp}/{mod}/{_safe(run)}.{int(frames[lo])}-{int(frames[hi - 1])}."
+                q = "" if quabo is None else f".q{quabo}"
+                rel = (f"{dp}/{mod}/{_safe(run)}{q}.{int(frames[lo])}-{int(frames[hi - 1])}."
                        f"{txn}.parquet")
                 tasks.append(Dl1Task(
                     run, dp, mod, store, frames[lo:hi], times[lo:hi], ped, var_for,
@@ -224,7 +228,8 @@ def compute_dl1(
                     gidx[lo:hi], list(ginfo["source"]), recipe, str(staging.resolve()), rel,
                     snap.version, did,
                     {"run": run, "data_product": dp, "module": mod,
-                     "first_frame": int(frames[lo]), "last_frame": int(frames[hi - 1])}))
+                     "first_frame": int(frames[lo]), "last_frame": int(frames[hi - 1])},
+                    quabo))
         outputs = run_tasks(_dl1_unit, tasks, workers=workers, client=client)
 
         def replaced(current):

@@ -216,17 +216,73 @@ def test_real_sample_calibration(tmp_path):
         warnings.simplefilter("ignore")
         lake.ingest([EXAMPLE_RUN], workers=1)
     res = lake.compute_pedestals(workers=1)
-    assert res.streams == 2
+    assert res.streams >= 2  # img16; ph256 once per quabo seen
     for product, module in (("ph256", 254), ("img16", 1)):
         seq = PFFSequence(sorted(EXAMPLE_RUN.glob(f"*dp_{product}*module_{module}*.pff")))
         images, times = seq.read_images(np.arange(len(seq))), seq.timestamps()
+        quabos = (seq.get_metadata_arrays(["quabo_num"])["quabo_num"] if product == "ph256"
+                  else np.full(len(seq), -1))
         seq.close()
-        cal = lake.calibration("pedestal", module, int(times[len(times) // 2]),
-                               data_product=product)
-        window = (times >= cal.valid_from_ns) & (times < cal.valid_to_ns)
-        if cal.source != "window":  # a short window: the sample is shorter than 100 frames
-            window = np.ones(len(times), bool)
-        ped, _ = naive_pedestal(images[window])
-        np.testing.assert_allclose(cal.values, ped, rtol=1e-9, atol=1e-9)
+        for q in np.unique(quabos):
+            mine = quabos == q
+            quabo = None if q < 0 else int(q)
+            t = int(times[mine][len(times[mine]) // 2])
+            cal = lake.calibration("pedestal", module, t, data_product=product, quabo=quabo)
+            assert cal.quabo == quabo
+            window = mine & (times >= cal.valid_from_ns) & (times < cal.valid_to_ns)
+            if cal.source != "window":  # a short window: fewer than 100 frames in the sample
+                window = mine
+            ped, _ = naive_pedestal(images[window])
+            np.testing.assert_allclose(cal.values, ped, rtol=1e-9, atol=1e-9)
+        if product == "ph256":
+            ph_quabos = quabos
+            with pytest.raises(ValueError, match="pass quabo"):
+                lake.calibration("pedestal", module, int(times[0]), data_product=product)
+            hits = lake.sql("SELECT run, data_product, module, frame FROM frames "
+                            "WHERE data_product = 'ph256' ORDER BY frame LIMIT 40")
+            got = lake.images(hits, calibrated=True)
+            want = np.stack([
+                images[f] - lake.calibration("pedestal", module, int(times[f]),
+                                             data_product="ph256",
+                                             quabo=int(quabos[f])).values
+                for f in range(40)])
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-3)
     res = lake.compute_dl1(workers=1)
     assert res.rows > 0 and lake.sql("SELECT count(*) FROM dl1").fetchall()[0][0] == res.rows
+    ph = lake.sql("SELECT DISTINCT quabo FROM dl1 WHERE data_product = 'ph256'").fetchall()
+    assert {q for (q,) in ph} == {int(q) for q in np.unique(ph_quabos)}
+
+
+def test_ph256_calibrations_per_quabo(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run, _ = write_shower_run(tmp_path / "src", n_frames=900, products=("ph256",),
+                                  frame_rate_hz=1.0, hot=((2, 3),), hk=False,
+                                  shower_fraction=0.3, seed=5)
+        lake = Lake(tmp_path / "lake")
+        lake.ingest([run.path], workers=1)
+    assert lake.compute_pedestals(workers=1).streams == 4  # one unit per quabo
+    stream = run.stream("ph256", 1)
+    seq = PFFSequence(stream.files)
+    images, times = seq.read_images(np.arange(len(seq))), seq.timestamps()
+    quabos = seq.get_metadata_arrays(["quabo_num"])["quabo_num"]
+    seq.close()
+    for q in range(4):
+        mine = quabos == q
+        cal = lake.calibration("pedestal", 1, int(times[mine][0]), data_product="ph256", quabo=q)
+        window = mine & (times >= cal.valid_from_ns) & (times < cal.valid_to_ns)
+        np.testing.assert_allclose(cal.values, naive_pedestal(images[window])[0], rtol=1e-9)
+        hot = lake.calibration("hot", 1, int(times[mine][0]), data_product="ph256", quabo=q)
+        assert np.argwhere(hot.values).tolist() == [[2, 3]]
+    lake.compute_dl1(workers=1)
+    dl1 = lake.scan("dl1").collect().drop_nans("x").drop_nulls("x")
+    full = Camera.for_product("img16")
+    for q in range(4):
+        part = dl1.filter(pl.col("quabo") == q)
+        assert part.height > 0
+        # centroids lie in the quadrant the quabo occupies in the module
+        pix = full.quabo_of_pixel.ravel() == q
+        x, y = full.pix_x_deg[pix], full.pix_y_deg[pix]
+        s = full.pixel_size_deg / 2
+        assert part["x"].min() >= x.min() - s and part["x"].max() <= x.max() + s
+        assert part["y"].min() >= y.min() - s and part["y"].max() <= y.max() + s
