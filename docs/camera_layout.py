@@ -75,8 +75,8 @@ def main(out: Path = Path(__file__).with_name("camera_layout.png")) -> Path:
     ax.set_title("ph1024 as the DAQ stores it: top-right and bottom-left blocks swapped\n"
                  f"Camera.for_product('ph1024') (fix_quadrants={raw.fix_quadrants}) gives each "
                  "stored pixel its true position", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
 

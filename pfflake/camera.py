@@ -125,7 +125,7 @@ def fix_ph1024_quadrants(images: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality/hash: fields hold numpy arrays
 class Camera:
     """Geometry of one data product's images. Build with :meth:`for_product`.
 
