@@ -24,7 +24,7 @@ from .log import LOG_DIR
 if TYPE_CHECKING:
     from .lake import Lake
 
-_TABLE_DIRS = ("frames", "runs", "files", "hk")
+_TABLE_DIRS = ("frames", "runs", "files", "hk", "calibration", "dl1")
 
 
 @dataclass

@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the loc
 logger = logging.getLogger(__name__)
 
 STAGING = "_staging"
-TABLES = ("frames", "runs", "files", "hk")
+TABLES = ("frames", "runs", "files", "hk", "calibration", "dl1")
 ROW_GROUP_ROWS = 131_072
 UNIT_FRAMES = 65_536  # target frames per work unit (rounded to Zarr write units)
 INGEST_BATCH_FRAMES = 16_384  # frames in memory at once per worker (bounds RSS)
@@ -380,8 +380,17 @@ class Lake:
 
         return scan(self, name)
 
-    def images(self, result, *, as_xarray: bool = False):
-        """Images of the frames in a query result, in its row order (see :func:`query.images`)."""
+    def images(self, result, *, as_xarray: bool = False, calibrated: bool = False):
+        """Images of the frames in a query result, in its row order (see :func:`query.images`).
+
+        ``calibrated=True``: ``(raw - pedestal) / gain`` as float32, from the committed
+        calibrations valid at each frame's time (see :func:`caltables.calibrated_images`)."""
+        if calibrated:
+            if as_xarray:
+                raise ValueError("calibrated images are plain arrays; as_xarray is not supported")
+            from .caltables import calibrated_images
+
+            return calibrated_images(self, result)
         from .query import images
 
         return images(self, result, as_xarray=as_xarray)
@@ -409,6 +418,34 @@ class Lake:
         from .query import light_curve
 
         return light_curve(self, bucket_ns, **kw)
+
+    def compute_pedestals(self, **kw):
+        """Pedestal, pedvar, hot and dead calibration rows per stream window, one commit
+        (see :func:`pfflake.caltables.compute_pedestals`)."""
+        from .caltables import compute_pedestals
+
+        return compute_pedestals(self, **kw)
+
+    def compute_gain(self, data_product: str, module: int, **kw):
+        """A relative gain map from two committed pedvar maps, with fallbacks to flat 1.0
+        (see :func:`pfflake.caltables.compute_gain`)."""
+        from .caltables import compute_gain
+
+        return compute_gain(self, data_product, module, **kw)
+
+    def calibration(self, kind: str, module: int, at_ns: int, **kw):
+        """The latest committed ``kind`` calibration (pedestal, pedvar, hot, dead, gain) of
+        ``module`` valid at ``at_ns`` (int ns) (see :func:`pfflake.caltables.lookup`)."""
+        from .caltables import lookup
+
+        return lookup(self, kind, module, at_ns, **kw)
+
+    def compute_dl1(self, **kw):
+        """Cleaned-image Hillas parameters of selected frames into the ``dl1`` table, one
+        commit (see :func:`pfflake.dl1.compute_dl1`)."""
+        from .dl1 import compute_dl1
+
+        return compute_dl1(self, **kw)
 
     def to_dask(self, name: str = "frames", *, snap: Snapshot | None = None,
                 columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:

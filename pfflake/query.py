@@ -42,6 +42,8 @@ SCAN_TABLES = {
     "hk": "hk",
     "runs_all": "runs",
     "files_all": "files",
+    "calibration": "calibration",
+    "dl1": "dl1",
 }
 _LATEST_KEYS = {"runs": (S.RUN,), "files": (S.RUN, "file")}
 _FRAME_KEYS = (S.RUN, S.DATA_PRODUCT, S.MODULE, S.FRAME)
@@ -72,6 +74,8 @@ def frames_schema() -> pa.Schema:
 def table_schema(table: str) -> pa.Schema:
     """Arrow schema of a lake table (``frames``: every product's columns, partition keys
     included)."""
+    from .caltables import CALIBRATION_SCHEMA
+    from .dl1 import DL1_SCHEMA
     from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
 
     return {
@@ -79,6 +83,8 @@ def table_schema(table: str) -> pa.Schema:
         "runs": RUNS_SCHEMA,
         "files": FILES_SCHEMA,
         "hk": HK_SCHEMA,
+        "calibration": CALIBRATION_SCHEMA,
+        "dl1": DL1_SCHEMA,
     }[table]
 
 
@@ -118,6 +124,8 @@ def register_views(con, lake: Lake, snap: Snapshot) -> None:
         "runs_all": (RUNS_SCHEMA, ""),
         "files_all": (FILES_SCHEMA, ""),
         "hk": (HK_SCHEMA, ""),
+        "calibration": (table_schema("calibration"), ", hive_partitioning=false"),
+        "dl1": (table_schema("dl1"), ", hive_partitioning=false"),
     }
     for view, (schema, extra) in tables.items():
         paths = lake.table_paths(SCAN_TABLES[view], snap)

@@ -21,7 +21,10 @@ EXAMPLES = sorted(Q.examples_dir().glob("*.sql"))
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    return build_sample(tmp_path_factory.mktemp("examples"))
+    s = build_sample(tmp_path_factory.mktemp("examples"))
+    s.lake.compute_pedestals(workers=1)  # for dl1_width_size
+    s.lake.compute_dl1(where="pixel_max > 1000", workers=1)
+    return s
 
 
 def run_example(lake: Lake, name: str) -> pl.DataFrame:
@@ -149,7 +152,20 @@ def check_dropped_frames(sample, got):
     assert expected == [(sample.runs[0].path.name, product, module, 1, len(drop))]
 
 
+def check_dl1_width_size(sample, got):
+    dl1 = sample.lake.scan("dl1").collect()
+    want = dl1.filter((pl.col("size") > 1000) & (pl.col("width") < 0.5)).sort(
+        "size", descending=True).head(50)
+    key = ["run", "data_product", "module", "frame"]
+    assert got.select(key).rows() == want.select(key).rows()
+    assert np.allclose(got["size"].to_numpy(), want["size"].to_numpy())
+    # every hit is an injected bright event (a Gaussian blob: narrow, thousands of ADC)
+    frames = sample.lake.scan("frames").collect().join(got.select(key), on=key)
+    assert frames.height == got.height and (frames["pixel_max"] > 1000).all()
+
+
 CHECKS = {
+    "dl1_width_size": check_dl1_width_size,
     "brightest_events": check_brightest_events,
     "coincidences": check_coincidences,
     "hk_trends": check_hk_trends,
