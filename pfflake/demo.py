@@ -14,14 +14,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from .cli import plain_rows
 from .file import PFFWarning
 from .lake import Lake
-from .png import write_png
+from .png import frame_title, write_frame_png, write_light_curve_png
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
 FLASH_FRAMES = (400, 1300, 2200)
@@ -105,14 +104,14 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
 
     console.print("[bold]4. Fetching images[/] of the brightest frames")
     rows = lake.sql(
-        "SELECT run, data_product, module, frame, pixel_max FROM frames "
+        "SELECT run, data_product, module, frame, unix_t_ns, pixel_max FROM frames "
         "WHERE data_product = 'img16' ORDER BY pixel_max DESC LIMIT 6"
     ).to_arrow_table()
     stack = lake.images(rows)
     (out / "png").mkdir()
     for i, row in enumerate(rows.to_pylist()):
         name = f"brightest_{i}_module{row['module']}_frame{row['frame']}.png"
-        result.pngs.append(write_png(out / "png" / name, stack[i]))
+        result.pngs.append(write_frame_png(out / "png" / name, stack[i], title=frame_title(row)))
 
     console.print("[bold]5. Light curve[/] of modules 3 and 4 (10 ms buckets)")
     curve = light_curve(lake, 10_000_000, module=[3, 4], where="(time_quality & 2) = 0")
@@ -131,33 +130,12 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
 
 
 def _plot_light_curve(curve, path: Path) -> Path:
-    """A PNG line plot (matplotlib when installed, else a small built-in rasteriser)."""
-    t_ns = curve.column("bucket_ns").to_numpy()
-    t_s = (t_ns - t_ns.min()) / 1e9 if len(t_ns) else t_ns
-    value_col = "mean"  # mean pixel_sum of the frames in each bucket
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 3))
-        for module in sorted(set(curve.column("module").to_pylist())):
-            sel = curve.column("module").to_numpy() == module
-            ax.plot(t_s[sel], curve.column(value_col).to_numpy()[sel], label=f"module {module}")
-        ax.set_xlabel("seconds since first bucket")
-        ax.set_ylabel("mean pixel_sum per frame")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
-    except ImportError:
-        values = np.asarray(curve.column(value_col).to_numpy(zero_copy_only=False), float)
-        width, height = max(len(values), 1), 120
-        canvas = np.zeros((height, width))
-        if len(values):
-            lo, hi = float(values.min()), float(values.max())
-            ys = ((values - lo) / (hi - lo or 1) * (height - 1)).astype(int)
-            canvas[height - 1 - ys, np.arange(width)] = 1
-        return write_png(path, canvas, scale=2)
+    """The light curve as a PNG: mean pixel_sum per frame in each bucket, per module, UTC axis."""
+    return write_light_curve_png(
+        path,
+        curve.column("bucket_ns").to_numpy(),
+        curve.column("mean").to_numpy(zero_copy_only=False),
+        curve.column("module").to_numpy(),
+        ylabel="mean pixel_sum per frame",
+        title="simulated run: modules 3 and 4, 10 ms buckets (clock-desync frames left out)",
+    )

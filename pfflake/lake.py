@@ -43,6 +43,7 @@ from . import schema as S
 from .faults import fault as _fault
 from .file import PFFWarning
 from .log import (
+    LOG_DIR,
     CommitConflict,
     FileState,
     Snapshot,
@@ -183,6 +184,43 @@ class UnitResult:
     bytes: int
     min_unix_t_ns: int | None
     max_unix_t_ns: int | None
+    sources: list[dict[str, Any]] = field(default_factory=list)  # see source_checksums
+
+
+#: Bytes hashed at a time by :func:`source_checksums` (pages released behind: bounded RSS).
+_CHECKSUM_BLOCK = 8 * 1024 * 1024
+
+
+def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
+    """CRC-32 of the source bytes of frames [start, stop) of ``seq``, one entry per file.
+
+    Each entry names the file (absolute path), the byte range ``[offset, offset
+    + length)`` from the first of those frames' ``{`` to the last one's final
+    pixel byte (damaged stretches in between included), and ``crc32``.
+    ``pfflake fsck --sources`` re-reads exactly these ranges. Computed from the
+    memory map the unit has just read, so the bytes are in the page cache.
+    """
+    import zlib
+
+    import numpy as np
+
+    out = []
+    first = 0
+    for pf in seq.files:
+        lo_f, hi_f = max(start - first, 0), min(stop - first, pf.n_frames)
+        first += pf.n_frames
+        if hi_f <= lo_f:
+            continue
+        lo = pf.frame_offset(lo_f)
+        hi = int(pf.image_offsets(np.array([hi_f - 1]))[0]) + pf.product.image_bytes
+        buf, crc = pf.buffer, 0
+        for pos in range(lo, hi, _CHECKSUM_BLOCK):
+            end = min(pos + _CHECKSUM_BLOCK, hi)
+            crc = zlib.crc32(buf[pos:end], crc)
+            pf.release_pages(pos, end)
+        out.append({"path": str(Path(pf.path).resolve()), "offset": lo, "length": hi - lo,
+                    "crc32": crc, "frames": [lo_f, hi_f]})
+    return out
 
 
 def _run_unit(task: UnitTask) -> UnitResult:
@@ -220,6 +258,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
             skip = max(0, task.row_start - fb.start)
             if skip < b.num_rows:
                 parts.append(b.slice(skip))
+    sources = source_checksums(seq, task.row_start, task.stop)
     seq.close()
     table = pa.Table.from_batches(parts) if parts else None
     if table is None or table.num_rows == 0:
@@ -247,7 +286,8 @@ def _run_unit(task: UnitTask) -> UnitResult:
     _fault("parquet_staged")
     ts = table.column(S.UNIX_T_NS)
     return UnitResult(
-        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py()
+        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py(),
+        sources,
     )
 
 
@@ -288,13 +328,18 @@ class IngestResult:
     bytes_read: int = 0
     seconds: float = 0.0
     files_added: int = 0
+    runs_checked: int = 0
+    unchanged_version: int | None = None  # the lake's version when nothing was committed
 
     @property
     def mb_per_s(self) -> float:
         return self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
-        v = "no new data" if self.version is None else f"version {self.version}"
+        if self.version is None:
+            at = "" if self.unchanged_version is None else f" at version {self.unchanged_version}"
+            return f"no new data in {self.runs_checked} run(s); the lake is unchanged{at}"
+        v = f"version {self.version}"
         return (
             f"ingested {self.runs} run(s), {self.streams} stream(s), {self.frames:,} frames, "
             f"{self.bytes_read / 1e6:,.1f} MB in {self.seconds:.2f} s "
@@ -316,10 +361,52 @@ class _StreamPlan:
     file_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Lake:
-    """A pfflake lake at ``path`` (created on first ingest)."""
+def is_lake(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` holds a pfflake lake (its commit log directory exists)."""
+    return (Path(path) / LOG_DIR).is_dir()
 
-    def __init__(self, path: str | os.PathLike[str], **zarr_layout: Any) -> None:
+
+def check_lake_target(path: str | os.PathLike[str]) -> None:
+    """Refuse to create a lake where one does not belong.
+
+    A lake may be created in a missing or empty directory; an existing lake is
+    reused. A run directory (it holds ``.pff`` files) or any other non-empty
+    directory is refused with :class:`LakeError`, so a mistyped ``--lake`` never
+    scatters lake files among raw data.
+    """
+    root = Path(path)
+    if is_lake(root):
+        return
+    if root.exists() and not root.is_dir():
+        raise LakeError(f"{root}: is a file, not a lake directory")
+    if not root.is_dir():
+        return
+    entries = sorted(p.name for p in root.iterdir())
+    if not entries:
+        return
+    if any(name.endswith(".pff") for name in entries):
+        raise LakeError(
+            f"{root}: is a run directory (it holds .pff files), not a lake; "
+            "give --lake a new or empty directory"
+        )
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise LakeError(
+        f"{root}: not empty and not a pfflake lake (holds {shown}); "
+        "give --lake a new or empty directory, or an existing lake"
+    )
+
+
+class Lake:
+    """A pfflake lake at ``path``.
+
+    Reading a path that holds no lake raises :class:`LakeError` (a typo must not
+    read as an empty lake). :meth:`ingest` creates the lake in a missing or
+    empty directory; ``create=True`` creates it now (an empty lake at version 0).
+    Neither ever creates one inside a run directory or a non-empty foreign one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False,
+                 **zarr_layout: Any) -> None:
         """``zarr_layout``: :func:`pfflake.zarr.create_store` options for new stores
         (``time_chunk``, ``ts_chunk``, ``shard_factor``, ``image_shard``, ``codec``,
         ``level``); given, they replace :func:`lake_zarr_layout` entirely. Stores
@@ -328,15 +415,31 @@ class Lake:
         self.zarr_layout = zarr_layout
         self._con = None
         self._con_version: int | None = None
+        if create:
+            self._create()
+
+    def _create(self) -> None:
+        check_lake_target(self.root)
+        (self.root / LOG_DIR).mkdir(parents=True, exist_ok=True)
+
+    def _require(self) -> None:
+        if not is_lake(self.root):
+            what = "no such directory" if not self.root.exists() else "no pfflake lake here"
+            raise LakeError(
+                f"{self.root}: {what} (a lake has a {LOG_DIR}/ directory; "
+                f"build one with `pfflake ingest RUN --lake {self.root}`)"
+            )
 
     # -- reading --------------------------------------------------------------
 
     def snapshot(self, as_of: int | None = None) -> Snapshot:
         """The committed state (latest, or ``as_of`` a version)."""
+        self._require()
         return load_snapshot(self.root, as_of)
 
     @property
     def version(self) -> int:
+        self._require()
         versions = log_versions(self.root)
         return versions[-1] if versions else 0
 
@@ -487,7 +590,7 @@ class Lake:
                      client=None) -> IngestResult:
         from .run import PanosetiRun
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._create()
         snap = self.snapshot()
         txn = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
         staging = self.root / STAGING / txn
@@ -511,7 +614,9 @@ class Lake:
             _fault("units_written")
             body = self._commit_body(snap, runs, plans, unit_results, staging, txn)
             _fault("staged")
+            result.runs_checked = len(runs)
             if not body["add"] and not body["streams"]:
+                result.unchanged_version = snap.version
                 return result
             self._publish_files(staging, body["add"])
             _fault("published_files")
@@ -670,6 +775,7 @@ class Lake:
                     "last_frame": r.task.stop - 1,
                     "min_unix_t_ns": r.min_unix_t_ns,
                     "max_unix_t_ns": r.max_unix_t_ns,
+                    "sources": r.sources,
                 }
             )
         streams = []
@@ -740,13 +846,14 @@ class Lake:
 
     # -- checking ---------------------------------------------------------------
 
-    def fsck(self, repair: bool = False):
+    def fsck(self, repair: bool = False, sources: bool = False):
         """Check committed files against the log; find (and with ``repair`` remove)
         uncommitted leftovers: staged files, unreferenced data files, Zarr frames
-        beyond the committed count."""
+        beyond the committed count. ``sources``: also re-read every ingested byte
+        range of the source PFF files and compare its CRC-32 (see :mod:`pfflake.fsck`)."""
         from .fsck import fsck
 
-        return fsck(self, repair=repair)
+        return fsck(self, repair=repair, sources=sources)
 
 
 def lake_zarr_layout(product) -> dict[str, int]:
@@ -970,4 +1077,5 @@ def _progress(enabled: bool | None, total: int) -> Callable[[int | None], None]:
     return update
 
 
-__all__ = ["IngestResult", "Lake", "LakeError", "resize_store", "safe_name"]
+__all__ = ["IngestResult", "Lake", "LakeError", "check_lake_target", "is_lake", "resize_store",
+           "safe_name"]
