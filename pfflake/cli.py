@@ -23,8 +23,15 @@ from rich.table import Table
 
 try:  # typer >= 0.24 vendors click; older typer uses click itself
     from typer._click import exceptions as _cx
+    from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
+    from click import get_current_context
+
+
+def _usage(message: str) -> _cx.UsageError:
+    """A usage error of the running command (printed with its usage line; exit 2)."""
+    return _cx.UsageError(message, ctx=get_current_context(silent=True))
 
 app = typer.Typer(
     add_completion=False,
@@ -77,8 +84,13 @@ def _fmt_ns(ns: int | None) -> str:
 
 
 def _file_problems(files) -> list[str]:
+    from .file import no_frames_reason
+
     out = []
     for f in files:
+        if f.frames == 0 and not f.error:
+            out.append(f"{f.path.name}: {no_frames_reason(f)}")
+            continue
         if f.error:
             out.append(f"{f.path.name}: {f.error}")
             continue
@@ -109,6 +121,9 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
         quiet = logging.getLogger("pfflake")
         level = quiet.level
         quiet.setLevel(logging.ERROR)
+        caught = warnings.catch_warnings()
+        caught.__enter__()
+        warnings.simplefilter("ignore")
         try:
             if path.is_dir():
                 run = PanosetiRun(path, strict=False)
@@ -128,6 +143,7 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
             else:
                 raise FileNotFoundError(f"no such file or directory: {path}")
         finally:
+            caught.__exit__(None, None, None)
             quiet.setLevel(level)
         console.print(f"[bold]{title}[/]")
         for p in products:
@@ -144,7 +160,9 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
                 console.print(f"    last  {_fmt_ns(p.last_unix_t_ns)}")
                 console.print(f"    clock {flags}")
             for line in problems or ["no damage"]:
-                console.print(f"    {line}", highlight=False, markup=False)
+                name, _, why = line.rpartition(".pff: ")
+                for part in ([f"{name}.pff:", f"  {why}"] if name else [line]):
+                    console.print(f"    {part}", highlight=False, markup=False, overflow="fold")
         for name, why in skipped.items():
             console.print(f"  [yellow]skipped {name}: {why}[/]")
         for line in extra:
@@ -171,13 +189,13 @@ def ingest(
         "(needs pfflake[distributed]; workers must see the same paths).",
     ),
     time_chunk: int = typer.Option(
-        None, "--time-chunk", help="New stores: frames per image chunk (docs/SCALING.md)."
+        None, "--time-chunk", min=1, help="New stores: frames per image chunk (docs/SCALING.md)."
     ),
     image_shard: int = typer.Option(
-        None, "--image-shard", help="New stores: frames per image shard file."
+        None, "--image-shard", min=1, help="New stores: frames per image shard file."
     ),
     shard_factor: int = typer.Option(
-        None, "--shard-factor", help="New stores: header-array chunks per shard file."
+        None, "--shard-factor", min=0, help="New stores: header-array chunks per shard file."
     ),
 ) -> None:
     """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit.
@@ -192,10 +210,6 @@ def ingest(
             raise FileNotFoundError(f"run directory not found: {d}")
     layout = {k: v for k, v in (("time_chunk", time_chunk), ("image_shard", image_shard),
                                 ("shard_factor", shard_factor)) if v is not None}
-    for k, v in layout.items():
-        if v < 0 or (k != "shard_factor" and v == 0):
-            raise _cx.BadParameter(f"must be positive, got {v}", param_hint=f"--{k}".replace(
-                "_", "-"))
     if layout:
         layout.setdefault("codec", LAKE_CODEC)
     client = None
@@ -278,7 +292,7 @@ def zarr(
 
 def _read_sql(query: str | None, file: str | None) -> str:
     if (query is None) == (file is None):
-        raise _cx.UsageError("give the SQL either as QUERY or with --file F.sql (- for stdin)")
+        raise _usage("give the SQL either as QUERY or with --file F.sql (- for stdin)")
     if file is None:
         return query
     if file == "-":
@@ -306,9 +320,9 @@ def sql(
 
     if fmt not in ("table", "csv", "json", "parquet"):
         raise _cx.BadParameter(f"{fmt!r} is not one of table, csv, json, parquet",
-                                 param_hint="--format")
+                               ctx=get_current_context(silent=True), param_hint="--format")
     if fmt == "parquet" and out is None:
-        raise _cx.UsageError("--format parquet needs --out FILE")
+        raise _usage("--format parquet needs --out FILE")
     text = _read_sql(query, file)
     table = Lake(lake).sql(text).to_arrow_table()
     _emit_table(table, fmt, out)
@@ -347,7 +361,12 @@ def _emit_table(table, fmt: str, out: Path | None) -> None:
             view.add_column(name, no_wrap=True)
         for row in rows:
             view.add_row(*[_cell(v) for v in row.values()])
-        if console.measure(view).maximum <= console.width:
+        cells = [[_cell(v) for v in row.values()] for row in rows]
+        natural = sum(
+            max([len(name)] + [len(r[j]) for r in cells]) + 3
+            for j, name in enumerate(table.column_names)
+        ) + 1
+        if natural <= console.width:
             console.print(view)
         else:  # too wide to read as a table: one block per row, like psql's \x
             key_w = max((len(n) for n in table.column_names), default=0)
@@ -378,6 +397,9 @@ def images(
     query: str = typer.Option(..., "--sql", help="SQL returning run, data_product, module, frame."),
     out: Path = typer.Option(..., "--out", help="FILE.npy for one array, or a directory."),
     png: bool = typer.Option(False, help="Also write one PNG per frame into the directory."),
+    data_product: str = typer.Option(
+        None, "--data-product", help="Shape and dtype of an empty result (img16, ph256, ...)."
+    ),
 ) -> None:
     """Fetch the images of a query result, in its row order."""
     import numpy as np
@@ -385,11 +407,11 @@ def images(
     from .lake import Lake
 
     if png and out.suffix == ".npy":
-        raise _cx.UsageError("--png writes one PNG per frame into a directory: give --out DIR, "
+        raise _usage("--png writes one PNG per frame into a directory: give --out DIR, "
                                "not a .npy file")
     the_lake = Lake(lake)
     rows = the_lake.sql(query).to_arrow_table()
-    stack = the_lake.images(rows)
+    stack = the_lake.images(rows, data_product=data_product)
     if out.suffix == ".npy":
         np.save(out, stack)
         print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")
@@ -399,10 +421,30 @@ def images(
     if png:
         from .png import frame_title, write_frame_png
 
-        for i, row in enumerate(plain_rows(rows)):
+        titled = _with_times(the_lake, rows)
+        for i, row in enumerate(plain_rows(titled)):
             name = f"{i:05d}_{row.get('data_product')}_m{row.get('module')}_f{row.get('frame')}.png"
             write_frame_png(out / name, stack[i], title=frame_title(row))
     print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")
+
+
+def _with_times(lake, rows):
+    """``rows`` with each frame's ``unix_t_ns`` (for PNG titles) when the query left it out."""
+    keys = ("run", "data_product", "module", "frame")
+    if "unix_t_ns" in rows.column_names or not all(k in rows.column_names for k in keys):
+        return rows
+    import pyarrow as pa
+
+    con = lake.connection()
+    wanted = rows.select(list(keys)).append_column("_i", pa.array(range(rows.num_rows)))
+    con.register("_wanted", wanted)
+    try:
+        return con.sql(
+            "SELECT w.run, w.data_product, w.module, w.frame, f.unix_t_ns FROM _wanted w "
+            "LEFT JOIN frames f USING (run, data_product, module, frame) ORDER BY w._i"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_wanted")
 
 
 @app.command()
@@ -480,9 +522,9 @@ def main(argv: list[str] | None = None) -> None:
     except _cx.ClickException as e:  # our own one-line errors; exit 1
         print(f"pfflake: error: {e.format_message()}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except (_cx.Exit, typer.Exit) as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (_cx.Abort, typer.Abort):
+    except typer.Abort:
         print("pfflake: aborted", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

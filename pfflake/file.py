@@ -543,6 +543,10 @@ class PFFFile:
         out, bad = decode_fixed(
             buf, start * fs, count, fs, layout, keys, self._plan(keys), done=self.release_pages
         )
+        if self.strict and self._keep is None and count:
+            # Lenient opening checks every frame's key names and delimiters; strict
+            # decoding must not accept a frame that check calls damaged.
+            bad = bad | self._template_bad(start, count)
         for j in np.flatnonzero(bad):
             k = start + int(j)
             if self._keep is not None and k not in self._keep:
@@ -555,6 +559,23 @@ class PFFFile:
             for key in keys:
                 out[key][j] = flat[key]
         return out
+
+    def _template_bad(self, start: int, count: int) -> np.ndarray:
+        """Bool per frame of [start, start+count): a byte outside the value spans (a key
+        name, quote, comma, brace) differs from the layout's template. Compared one
+        fixed stretch at a time over a strided view: reads only those bytes."""
+        layout, fs = self.layout, self.frame_size
+        rows = np.lib.stride_tricks.as_strided(
+            self.buffer[start * fs:], shape=(count, layout.header_size), strides=(fs, 1),
+            writeable=False,
+        )
+        template = np.frombuffer(layout.template, dtype=np.uint8)
+        fixed = ~layout.value_mask
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], fixed.astype(np.int8), [0]))))
+        bad = np.zeros(count, dtype=bool)
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            bad |= (rows[:, a:b] != template[a:b]).any(axis=1)
+        return bad
 
     def _plan(self, keys: list[str]) -> DecodePlan:
         key = tuple(keys)
@@ -603,6 +624,15 @@ class PFFFile:
         return state
 
 
+def no_frames_reason(info: FileInfo) -> str:
+    """Why a file holds no frame: empty, shorter than one frame, or not PFF data at all."""
+    if info.size == 0:
+        return "empty file (0 bytes)"
+    if info.truncated_tail_bytes >= info.size:
+        return f"holds no whole frame: {info.size} bytes, cut short inside frame 0"
+    return f"not a PFF file: no frame header ('{{' ... blank line ... '*') in its {info.size} bytes"
+
+
 def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
     """Report on one file without raising: damage is listed, a fatal problem goes in ``error``."""
     path = Path(path)
@@ -611,9 +641,12 @@ def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
             warnings.simplefilter("ignore", PFFWarning)
             f = PFFFile(path, product, strict=False)
         try:
-            return f.info()
+            info = f.info()
         finally:
             f.close()
+        if info.frames == 0:
+            info.error = no_frames_reason(info)
+        return info
     except (PFFError, OSError, ValueError) as e:
         size = path.stat().st_size if path.exists() else 0
         return FileInfo(path=path, size=size, error=str(e))

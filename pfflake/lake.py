@@ -483,11 +483,11 @@ class Lake:
 
         return scan(self, name)
 
-    def images(self, result, *, as_xarray: bool = False):
+    def images(self, result, *, as_xarray: bool = False, data_product: str | None = None):
         """Images of the frames in a query result, in its row order (see :func:`query.images`)."""
         from .query import images
 
-        return images(self, result, as_xarray=as_xarray)
+        return images(self, result, as_xarray=as_xarray, data_product=data_product)
 
     def images_at(self, module: int, unix_t_ns, tolerance_ns: int, **kw):
         """Frames of ``module`` nearest to the given times, within ``tolerance_ns``."""
@@ -569,6 +569,8 @@ class Lake:
         """
         t0 = time.perf_counter()
         run_dirs = [Path(p) for p in run_dirs]
+        for run_dir in run_dirs:  # before anything is created
+            _check_run_dir(run_dir, self.root)
         for attempt in range(max_retries + 1):
             try:
                 result = self._ingest_once(run_dirs, workers, strict, threshold, progress,
@@ -854,6 +856,18 @@ class Lake:
         from .fsck import fsck
 
         return fsck(self, repair=repair, sources=sources)
+
+
+def _check_run_dir(run_dir: Path, lake_root: Path) -> None:
+    """Refuse what is no run directory: missing, a lake, or holding no PFF data file."""
+    if not run_dir.is_dir():
+        raise LakeError(f"{run_dir}: run directory not found")
+    if is_lake(run_dir):
+        raise LakeError(f"{run_dir}: is a pfflake lake, not a run directory")
+    if not any(p.name != HK_FILE_NAME for p in run_dir.glob("*.pff")):
+        raise LakeError(
+            f"{run_dir}: no PFF data files (*.pff) here; is it a run directory?"
+        )
 
 
 def lake_zarr_layout(product) -> dict[str, int]:

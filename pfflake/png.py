@@ -36,10 +36,9 @@ def frame_title(row: Mapping[str, Any]) -> str:
     """Title of a frame thumbnail from a result row (run, data_product, module, frame, time)."""
     t = row.get("unix_t_ns")
     when = utc_text(t) if t is not None else (str(row["time"]) if row.get("time") else None)
-    parts = [str(row.get("run", "?")),
-             f"{row.get('data_product', '?')} module {row.get('module', '?')}",
-             f"frame {row.get('frame', '?')}"]
-    return "  ".join(parts) + "\n" + (when or "time unknown")
+    what = (f"{row.get('data_product', '?')}  module {row.get('module', '?')}  "
+            f"frame {row.get('frame', '?')}")
+    return f"{row.get('run', '?')}\n{what}\n{when or 'time unknown'}"
 
 
 def stretch(image: np.ndarray, percentiles: tuple[float, float] = PERCENTILES
@@ -81,7 +80,7 @@ def write_frame_png(path: str | Path, image: np.ndarray, *, title: str | None = 
     scale = (f"{p_lo:g}-{p_hi:g} percentile" if vmin is None and vmax is None else "fixed")
     bar.set_label(f"{units}\n{scale} stretch; max {float(img.max()):g}", fontsize=8)
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=7)
     path = Path(path)
     fig.savefig(path, dpi=dpi)
     return path

@@ -571,7 +571,8 @@ def _gather(
 # -- images ------------------------------------------------------------------------
 
 
-def images(lake: Lake, result: Any, *, as_xarray: bool = False):
+def images(lake: Lake, result: Any, *, as_xarray: bool = False,
+           data_product: str | None = None):
     """Images of the frames in a query result, in its row order (duplicates repeat).
 
     ``result``: a DuckDB relation, Polars DataFrame/LazyFrame, pandas DataFrame
@@ -581,18 +582,28 @@ def images(lake: Lake, result: Any, *, as_xarray: bool = False):
     a row that matches none or several raises. A DuckDB relation is run again here, so
     give it an ORDER BY if its order matters. One data product per call.
 
-    Returns a new ``(N, H, W)`` array of the product's pixel dtype (an empty
-    result: shape ``(0, 0, 0)``); with ``as_xarray`` an ``xarray.DataArray``
-    over ``(time, y, x)`` with ``time`` (datetime64[ns], UTC, from the store's
-    ``unix_t_ns``), ``run``, ``module`` and ``frame`` coordinates.
+    Returns a new ``(N, H, W)`` array of the product's pixel dtype. An empty
+    result has shape ``(0, H, W)`` and the dtype of ``data_product`` (or of the
+    lake's only data product; ``(0, 0, 0)`` uint16 when neither tells); with
+    ``as_xarray`` an ``xarray.DataArray`` over ``(time, y, x)`` with ``time``
+    (datetime64[ns], UTC, from the store's ``unix_t_ns``), ``run``, ``module``
+    and ``frame`` coordinates.
     Raises :class:`FrameNotFoundError` for frames the log does not count.
     """
     snap = lake.snapshot()
     keys = _frame_keys(lake, snap, result)
     product_name, requests = _locate(lake, snap, keys)
     if product_name is None:
-        return np.empty((0, 0, 0), dtype=np.uint16)
+        products = {st.data_product for st in snap.streams.values()}
+        if data_product is None and len(products) == 1:
+            data_product = products.pop()
+        if data_product is None:
+            return np.empty((0, 0, 0), dtype=np.uint16)
+        empty = get_product(data_product)
+        return np.empty((0, *empty.image_shape), dtype=empty.dtype)
     product = get_product(product_name)
+    if data_product is not None and get_product(data_product).name != product.name:
+        raise QueryError(f"result holds {product.name} frames, not {data_product}")
     out = np.empty((keys.height, *product.image_shape), dtype=product.dtype)
     _gather(requests, "images", out)
     if not as_xarray:
