@@ -130,6 +130,7 @@ class PFFFile:
         self._view: np.ndarray | None = None
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
+        self._tmpl_words: tuple | None = None  # strict header check (see _template_bad)
         self.n_frames = 0
         if self.size:
             self._index(full=(verify == "full" or not strict))
@@ -562,20 +563,37 @@ class PFFFile:
 
     def _template_bad(self, start: int, count: int) -> np.ndarray:
         """Bool per frame of [start, start+count): a byte outside the value spans (a key
-        name, quote, comma, brace) differs from the layout's template. Compared one
-        fixed stretch at a time over a strided view: reads only those bytes."""
+        name, quote, comma, brace) differs from the layout's template.
+
+        Compared eight bytes at a time through a strided ``uint64`` view of the map
+        (masked to the fixed bytes), like the decoder reads values."""
         layout, fs = self.layout, self.frame_size
-        rows = np.lib.stride_tricks.as_strided(
-            self.buffer[start * fs:], shape=(count, layout.header_size), strides=(fs, 1),
-            writeable=False,
-        )
-        template = np.frombuffer(layout.template, dtype=np.uint8)
-        fixed = ~layout.value_mask
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], fixed.astype(np.int8), [0]))))
-        bad = np.zeros(count, dtype=bool)
-        for a, b in zip(edges[::2], edges[1::2], strict=True):
-            bad |= (rows[:, a:b] != template[a:b]).any(axis=1)
+        if self._tmpl_words is None:
+            nw = layout.header_size // 8
+            fixed = np.where(~layout.value_mask[: nw * 8], 0xFF, 0).astype(np.uint8)
+            mask = fixed.view("<u8")
+            tmpl = np.frombuffer(layout.template[: nw * 8], dtype="<u8") & mask
+            cols = np.flatnonzero(mask)
+            self._tmpl_words = (nw, cols, tmpl[cols], mask[cols])
+        nw, cols, tmpl, mask = self._tmpl_words
+        words = np.ndarray((count, nw), dtype="<u8", buffer=self.buffer, offset=start * fs,
+                           strides=(fs, 8))
+        diff = np.zeros(count, dtype="<u8")
+        tmp = np.empty(count, dtype="<u8")
+        for j, t, m in zip(cols, tmpl, mask, strict=True):
+            np.bitwise_and(words[:, j], m, out=tmp)
+            tmp ^= t
+            diff |= tmp
+        bad = diff != 0
+        tail = np.flatnonzero(~layout.value_mask[nw * 8 :]) + nw * 8
+        if len(tail):
+            bad |= self._tail_bad(start, count, tail)
         return bad
+
+    def _tail_bad(self, start: int, count: int, tail: np.ndarray) -> np.ndarray:
+        template = np.frombuffer(self.layout.template, dtype=np.uint8)[tail]
+        starts = (start + np.arange(count, dtype=np.int64)) * self.frame_size
+        return (self.buffer[starts[:, None] + tail[None, :]] != template).any(axis=1)
 
     def _plan(self, keys: list[str]) -> DecodePlan:
         key = tuple(keys)

@@ -250,7 +250,7 @@ def test_scan_runs_and_files_latest_like_sql(tmp_path):
 
 
 def test_empty_lake_answers_every_view_and_scan(tmp_path):
-    lake = Lake(tmp_path / "empty")
+    lake = Lake(tmp_path / "empty", create=True)
     views = ["frames", "runs", "files", "hk", "runs_all", "files_all"]
     views += [p.stem for p in Q.views_dir().glob("*.sql")]
     assert {"run_quality", "module_rate", "frame_gaps"} <= set(views)
