@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,8 @@ RUNS_SCHEMA = pa.schema(
         pa.field("configs", pa.string()),  # JSON, credentials redacted
         pa.field("sw_info", pa.string()),  # JSON
         pa.field("version", pa.int64()),
+        # pixel value above which frames.pixels_above counts (null: not computed)
+        pa.field("pixels_above_threshold", pa.float64()),
     ]
 )
 
@@ -604,13 +607,17 @@ class Lake:
         try:
             plans: list[_StreamPlan] = []
             runs: list[tuple[Any, Path]] = []
+            self._thresholds, self._run_ids = {}, {}
             for run_dir in run_dirs:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", PFFWarning)
                     run = PanosetiRun(run_dir, strict=strict)
                 runs.append((run, run_dir))
+                name = run.run_dir.name
+                self._run_ids[name] = _checked_identity(run, run_dir, snap)
+                self._thresholds[name] = _run_threshold(name, threshold, snap)
                 plans += self._plan_run(run, snap)
-            tasks = self._make_tasks(plans, staging, strict, threshold, workers)
+            tasks = self._make_tasks(plans, staging, strict, self._thresholds, workers)
             _fault("planned")
             unit_results = self._execute(tasks, workers, progress, client)
             _fault("units_written")
@@ -687,7 +694,7 @@ class Lake:
         if len(seq) < state.frames:
             raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
 
-    def _make_tasks(self, plans, staging, strict, threshold, workers) -> list[UnitTask]:
+    def _make_tasks(self, plans, staging, strict, thresholds, workers) -> list[UnitTask]:
         from .zarr import write_unit
 
         tasks = []
@@ -724,7 +731,7 @@ class Lake:
                         stop=stop,
                         store=str(p.store),
                         staging_file=str(staging / rel),
-                        threshold=threshold,
+                        threshold=thresholds[p.run],
                         zarr_workers=1,
                     )
                 )
@@ -808,7 +815,8 @@ class Lake:
             name = run.run_dir.name
             if name not in snap.runs:
                 new_runs.append(name)
-                run_rows.append(_run_row(run, run_dir, version))
+                run_rows.append(_run_row(run, run_dir, version, self._run_ids[name],
+                                         self._thresholds[name]))
             hk = _new_hk(run, snap.hk_records.get(name, 0))
             if hk is not None and hk.num_rows:
                 hk_tables.append(hk)
@@ -832,6 +840,8 @@ class Lake:
             "streams": streams,
             "runs": new_runs,
             "hk_records": hk_counts,
+            "thresholds": {r: self._thresholds[r] for r in new_runs},
+            "run_ids": {r: self._run_ids[r] for r in new_runs},
         }
 
     def _publish_files(self, staging: Path, entries: list[dict[str, Any]]) -> None:
@@ -1002,7 +1012,84 @@ def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[st
     }
 
 
-def _run_row(run, run_dir: Path, version: int) -> dict[str, Any]:
+def run_identity(run) -> dict[str, str]:
+    """Which run this is: observatory and start time, never just a directory name.
+
+    The observatory comes from the run name (``obs_<observatory>.start_...``) or
+    else ``obs_config.json``'s ``name``; the start time from the run name or else
+    the earliest ``start_<time>`` of its data file names (the DAQ writes them at
+    run start). Raises :class:`LakeError` when either cannot be found: such a
+    run could not be told from another run of the same directory name.
+    """
+    rn = parse_run_name(run.run_dir)
+    observatory = rn.observatory
+    if observatory is None:
+        try:
+            obs = json.loads((run.run_dir / "obs_config.json").read_text())
+            observatory = obs.get("name") if isinstance(obs, dict) else None
+        except (OSError, ValueError):
+            observatory = None
+    start = rn.start
+    if start is None:
+        from .paths import parse_pff_name
+
+        starts = []
+        for p in run.run_dir.glob("*.pff"):
+            try:
+                starts.append(parse_pff_name(p).start)
+            except (ValueError, KeyError):
+                continue
+        start = min(starts, default=None)
+    if not observatory or start is None:
+        missing = " and ".join(
+            w for w, v in (("observatory", observatory), ("start time", start)) if not v
+        )
+        raise LakeError(
+            f"{run.run_dir}: cannot tell which run this is (no {missing}): name it "
+            "obs_<observatory>.start_<YYYY-MM-DDTHH:MM:SS>Z.runtype_<type>.pffd, or give it an "
+            "obs_config.json with a \"name\" and data files named start_<time>Z...."
+        )
+    stamp = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"observatory": str(observatory), "start": stamp}
+
+
+def _checked_identity(run, run_dir: Path, snap: Snapshot) -> dict[str, str]:
+    """The run's identity; refuse a different run under a name the lake already holds."""
+    ident = run_identity(run)
+    ident["source_path"] = str(Path(run_dir).resolve())
+    name = run.run_dir.name
+    known = snap.run_ids.get(name)
+    if known and (known["observatory"], known["start"]) != (ident["observatory"],
+                                                            ident["start"]):
+        raise LakeError(
+            f"{run_dir}: the lake already holds a different run named {name!r} "
+            f"({known['observatory']}, started {known['start']}, from {known['source_path']}); "
+            f"this one is {ident['observatory']}, started {ident['start']}. Rename this "
+            "directory (e.g. obs_<observatory>.start_<time>Z.runtype_<type>.pffd) and ingest it "
+            "again, or use another lake"
+        )
+    return ident
+
+
+def _run_threshold(name: str, threshold: float | None, snap: Snapshot) -> float | None:
+    """The pixels_above threshold for ``name``: fixed by its first ingest, then inherited."""
+    threshold = None if threshold is None else float(threshold)
+    if name not in snap.thresholds:
+        return threshold
+    recorded = snap.thresholds[name]
+    if threshold is None or threshold == recorded:
+        return recorded
+    raise LakeError(
+        f"run {name!r} was ingested with threshold {recorded}; ingesting more of it with "
+        f"{threshold} would mix two meanings of pixels_above (omit --threshold to keep "
+        f"{recorded}, or use another lake)"
+    )
+
+
+def _run_row(run, run_dir: Path, version: int, ident: dict[str, str],
+             threshold: float | None) -> dict[str, Any]:
+    from datetime import datetime
+
     from .models import redact
 
     rn = parse_run_name(run.run_dir)
@@ -1018,14 +1105,15 @@ def _run_row(run, run_dir: Path, version: int) -> dict[str, Any]:
     complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
     return {
         S.RUN: run.run_dir.name,
-        "observatory": rn.observatory,
-        "start": rn.start,
+        "observatory": ident["observatory"],
+        "start": datetime.strptime(ident["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
         "run_type": rn.run_type,
         "source_path": str(Path(run_dir).resolve()),
         "complete": complete,
         "configs": json.dumps(redact(raw), sort_keys=True),
         "sw_info": json.dumps(redact(sw), sort_keys=True) if sw is not None else None,
         "version": version,
+        "pixels_above_threshold": threshold,
     }
 
 

@@ -309,6 +309,12 @@ def test_module_rate_and_frame_gaps_views(sample):
         long = dt[dt > 1.5 * median]
         row = rates[key]
         assert row["median_interval_ns"] == median
+        triggered = key[1] in ("ph256", "ph1024")
+        assert row["triggered"] == triggered
+        if triggered:  # no nominal period: mean trigger rate, gaps not applicable
+            assert row["frame_rate_hz"] == pytest.approx(len(dt) * 1e9 / dt.sum())
+            assert row["gaps"] is None and row["dropped_frames_est"] is None
+            continue
         assert row["frame_rate_hz"] == pytest.approx(1e9 / median)
         assert row["gaps"] == len(long)
         assert row["dropped_frames_est"] == int(np.sum(np.round(long / median) - 1))
