@@ -138,6 +138,13 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
                 if not products and not skipped:
                     failed.append(f"{path}: no PFF data files here (not a run directory?)")
             elif path.is_file():
+                from .paths import HK_FILE_NAME
+
+                if path.name == HK_FILE_NAME:
+                    raise _cx.ClickException(
+                        f"{path}: housekeeping, not a data file; `pfflake info` its run "
+                        "directory, or query the lake's hk table"
+                    )
                 parse_pff_name(path)
                 products, skipped, title, extra = [sequence_info([path])], {}, f"file {path}", []
             else:
@@ -347,6 +354,37 @@ def _cell(v) -> str:
     return str(v)
 
 
+def print_table(console: Console, table, title: str | None = None, limit: int = 200) -> None:
+    """An Arrow table on ``console``: a grid when it fits the width, else one block per
+    row (``column | value``, like psql's ``\\x``), so it stays readable at 80 columns."""
+    rows = plain_rows(table.slice(0, limit))
+    cells = [[_cell(v) for v in row.values()] for row in rows]
+    natural = sum(
+        max([len(name)] + [len(r[j]) for r in cells]) + 3
+        for j, name in enumerate(table.column_names)
+    ) + 1
+    if title:
+        console.print(f"[bold]{title}[/]")
+    if natural <= console.width:
+        view = Table(show_lines=False)
+        for name in table.column_names:
+            view.add_column(name, no_wrap=True)
+        for row in cells:
+            view.add_row(*row)
+        console.print(view)
+    else:
+        key_w = max((len(n) for n in table.column_names), default=0)
+        for i, row in enumerate(cells):
+            console.print(f"-[ row {i + 1} ]-", highlight=False)
+            for k, v in zip(table.column_names, row, strict=True):
+                console.print(f"{k:<{key_w}} | {v}", highlight=False, markup=False,
+                              soft_wrap=True)
+    if table.num_rows > limit:
+        console.print(f"... {table.num_rows - limit:,} more rows (use --format csv)")
+    elif table.num_rows == 0:
+        console.print("(0 rows)")
+
+
 def _emit_table(table, fmt: str, out: Path | None) -> None:
     import json
 
@@ -354,31 +392,7 @@ def _emit_table(table, fmt: str, out: Path | None) -> None:
     import pyarrow.parquet as pq
 
     if fmt == "table":
-        console = _console()
-        rows = plain_rows(table.slice(0, 200))
-        view = Table(show_lines=False)
-        for name in table.column_names:
-            view.add_column(name, no_wrap=True)
-        for row in rows:
-            view.add_row(*[_cell(v) for v in row.values()])
-        cells = [[_cell(v) for v in row.values()] for row in rows]
-        natural = sum(
-            max([len(name)] + [len(r[j]) for r in cells]) + 3
-            for j, name in enumerate(table.column_names)
-        ) + 1
-        if natural <= console.width:
-            console.print(view)
-        else:  # too wide to read as a table: one block per row, like psql's \x
-            key_w = max((len(n) for n in table.column_names), default=0)
-            for i, row in enumerate(rows):
-                console.print(f"-[ row {i + 1} ]-", highlight=False)
-                for k, v in row.items():
-                    console.print(f"{k:<{key_w}} | {_cell(v)}", highlight=False, markup=False,
-                                  soft_wrap=True)
-        if table.num_rows > 200:
-            console.print(f"... {table.num_rows - 200:,} more rows (use --format csv)")
-        elif table.num_rows == 0:
-            console.print("(0 rows)")
+        print_table(_console(), table)
     elif fmt == "csv":
         pacsv.write_csv(table, str(out) if out else sys.stdout.buffer)
     elif fmt == "json":

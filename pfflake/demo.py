@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
-from .cli import plain_rows
+from .cli import _console, print_table
 from .file import PFFWarning
 from .lake import Lake
 from .png import frame_title, write_frame_png, write_light_curve_png
@@ -42,14 +41,7 @@ def sample_runs() -> list[Path]:
 
 
 def _show(console: Console, title: str, rel) -> None:
-    table = rel.to_arrow_table()
-    view = Table(title=title, title_justify="left")
-    for name in table.column_names:
-        view.add_column(name, overflow="fold")
-    for row in plain_rows(table):
-        view.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-                       for v in row.values()])
-    console.print(view)
+    print_table(console, rel.to_arrow_table(), title=title)
 
 
 def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
@@ -59,9 +51,7 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     from .simulate import BrightEvent, simulate_run
 
     if console is None:
-        import sys
-
-        console = Console(width=None if sys.stdout.isatty() else 160)
+        console = _console()
     out = Path(out)
     if out.exists():
         if not (out / "lake" / "_pfflake_log").is_dir() and any(out.iterdir()):
@@ -93,7 +83,8 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     console.print("[bold]3. Asking questions[/] (sql/examples and the views)")
     _show(console, "Frames per stream and clock quality (view run_quality)", lake.sql(
         "SELECT run, data_product, module, frames, round(duration_s, 3) AS duration_s, "
-        "no_wr_frames, clock_desync_frames, quabo_missing_frames FROM run_quality ORDER BY ALL"))
+        "time_source, no_wr_frames, clock_desync_frames, quabo_missing_frames "
+        "FROM run_quality ORDER BY ALL"))
     _show(console, "Brightest frames", lake.sql(
         "SELECT run, data_product, module, frame, time, pixel_max, pixel_sum FROM frames "
         "ORDER BY pixel_max DESC LIMIT 5"))

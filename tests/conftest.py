@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+
+# pyproject.toml no longer sets uv's compile-bytecode (uv then recompiled the whole
+# environment on every `uv run`). Let this process and the CLI/worker subprocesses it
+# starts cache .pyc files even where PYTHONDONTWRITEBYTECODE is set, so each of them
+# does not recompile pyarrow, zarr and pydantic from source (~2 s per process).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE_RUN = DATA / "example-data"
