@@ -264,3 +264,22 @@ def test_images_empty_result_keeps_shape_and_dtype(lake, tmp_path):
             "--data-product", "img16")
     empty = np.load(out)
     assert empty.shape == (0, 32, 32) and empty.dtype == np.uint16
+
+
+def test_strict_ingest_refuses_what_info_and_lenient_call_damaged(tmp_path):
+    """A key name corrupted in frame 5 (not among the frames a strict open samples)."""
+    run = tmp_path / "run"
+    shutil.copytree(EXAMPLE_RUN, run)
+    target = run / IMG16_FILE.name
+    data = bytearray(target.read_bytes())
+    at = data.index(b'"pkt_num"', 5 * 2540)
+    data[at : at + 9] = b'"pkt_nuX"'
+    target.write_bytes(bytes(data))
+    info = pfflake("info", run).stdout
+    assert "1 damaged stretch(es), first at byte 12700" in info
+    strict = pfflake("ingest", run, "--lake", tmp_path / "strict", "--workers", "1",
+                     check=False)
+    assert strict.returncode == 1 and "frame 5" in strict.stderr, strict.stderr
+    lenient = pfflake("ingest", run, "--lake", tmp_path / "lenient", "--workers", "1",
+                      "--lenient")
+    assert "1,899 frames" in lenient.stdout
