@@ -902,7 +902,8 @@ def _io_error(lake: Lake, e: OSError) -> LakeError:
     where = e.filename or lake.root
     cause = e.strerror or str(e)
     return LakeError(
-        f"{where}: {cause}; ingest stopped, the lake is still at version {lake.version}"
+        f"{where}: {cause}; ingest stopped, the lake is still at version "
+        f"{lake.version if is_lake(lake.root) else 0}"
     )
 
 
