@@ -131,6 +131,7 @@ class PFFFile:
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
         self._tmpl_words: tuple | None = None  # strict header check (see _template_bad)
+        self._verified: np.ndarray | None = None  # frames whose fixed bytes were checked
         self.n_frames = 0
         if self.size:
             self._index(full=(verify == "full" or not strict))
@@ -563,31 +564,40 @@ class PFFFile:
 
     def _template_bad(self, start: int, count: int) -> np.ndarray:
         """Bool per frame of [start, start+count): a byte outside the value spans (a key
-        name, quote, comma, brace) differs from the layout's template.
+        name, quote, colon, comma, brace) differs from the layout's template.
 
-        Compared eight bytes at a time through a strided ``uint64`` view of the map
-        (masked to the fixed bytes), like the decoder reads values."""
+        Compared eight bytes at a time through a strided ``uint64`` view of the map,
+        masked to the fixed bytes, in blocks that stay in cache. Each frame is checked
+        once per open file (``_verified``): later decodes of it cost nothing."""
         layout, fs = self.layout, self.frame_size
         if self._tmpl_words is None:
             nw = layout.header_size // 8
             fixed = np.where(~layout.value_mask[: nw * 8], 0xFF, 0).astype(np.uint8)
-            mask = fixed.view("<u8")
+            mask = fixed.view("<u8").copy()
             tmpl = np.frombuffer(layout.template[: nw * 8], dtype="<u8") & mask
-            cols = np.flatnonzero(mask)
-            self._tmpl_words = (nw, cols, tmpl[cols], mask[cols])
-        nw, cols, tmpl, mask = self._tmpl_words
+            tail = np.flatnonzero(~layout.value_mask[nw * 8 :]) + nw * 8
+            self._tmpl_words = (nw, mask, tmpl, tail)
+            self._verified = np.zeros(self.n_frames, dtype=bool)
+        nw, mask, tmpl, tail = self._tmpl_words
+        bad = np.zeros(count, dtype=bool)
+        todo = ~self._verified[start : start + count]
+        if not todo.any():
+            return bad
         words = np.ndarray((count, nw), dtype="<u8", buffer=self.buffer, offset=start * fs,
                            strides=(fs, 8))
-        diff = np.zeros(count, dtype="<u8")
-        tmp = np.empty(count, dtype="<u8")
-        for j, t, m in zip(cols, tmpl, mask, strict=True):
-            np.bitwise_and(words[:, j], m, out=tmp)
-            tmp ^= t
-            diff |= tmp
-        bad = diff != 0
-        tail = np.flatnonzero(~layout.value_mask[nw * 8 :]) + nw * 8
+        block = 2048
+        tmp = np.empty((min(block, count), nw), dtype="<u8")
+        for lo in range(0, count, block):
+            if not todo[lo : lo + block].any():
+                continue
+            w = words[lo : lo + block]
+            t = tmp[: len(w)]
+            np.bitwise_and(w, mask, out=t)
+            np.bitwise_xor(t, tmpl, out=t)
+            bad[lo : lo + len(w)] = np.bitwise_or.reduce(t, axis=1) != 0
         if len(tail):
             bad |= self._tail_bad(start, count, tail)
+        self._verified[start : start + count] |= ~bad
         return bad
 
     def _tail_bad(self, start: int, count: int, tail: np.ndarray) -> np.ndarray:
