@@ -1,6 +1,12 @@
 """Lake ingest (Parquet + Zarr) vs pypff's convert_run (Zarr only), side by side.
 
 Run:  uv run --group bench python benchmarks/bench_lake.py [--gb 2.0] [--runs 3]
+      uv run --group bench python benchmarks/bench_lake.py --checksums [--gb 1] [--runs 5]
+
+``--checksums`` measures what the per-range source CRC-32 (``fsck --sources``)
+costs an ingest: one-process ingests (units run in-process) alternately with
+and without it (``pfflake.lake.source_checksums`` replaced by a no-op), the
+median of the per-pair ratios, and the time of ``pfflake fsck --sources``.
 
 On one simulated run (img16, two modules, --gb in total) prints, as medians
 of --runs: seconds and MB/s of a plain file copy (the physical anchor), of
@@ -60,12 +66,46 @@ print(dt, hwm * 1024, child * 1024, r.frames)
 """
 
 
-def ingest_once(run: Path, lake: Path, workers: int) -> tuple[float, int, int]:
+_NO_CHECKSUMS = """
+import pfflake.lake
+pfflake.lake.source_checksums = lambda seq, start, stop: []
+"""
+
+
+def ingest_once(run: Path, lake: Path, workers: int, checksums: bool = True
+                ) -> tuple[float, int, int]:
     shutil.rmtree(lake, ignore_errors=True)
-    out = subprocess.run([sys.executable, "-c", _INGEST, str(lake), str(run), str(workers)],
+    code = _INGEST if checksums else _NO_CHECKSUMS + _INGEST
+    out = subprocess.run([sys.executable, "-c", code, str(lake), str(run), str(workers)],
                          capture_output=True, text=True, check=True)
     dt, hwm, child, _ = out.stdout.split()
     return float(dt), int(hwm), int(child)
+
+
+def checksum_cost(run: Path, out: Path, runs: int) -> None:
+    """Ingest with vs without source checksums (one process), then fsck --sources."""
+    size = sum(p.stat().st_size for p in run.glob("*.pff"))
+    with_, without, ratios = [], [], []
+    for _ in range(runs):
+        a = ingest_once(run, out / "lake", 1, checksums=False)[0]
+        b = ingest_once(run, out / "lake", 1, checksums=True)[0]
+        without.append(a)
+        with_.append(b)
+        ratios.append(b / a)
+    t_a, t_b = statistics.median(without), statistics.median(with_)
+    print(f"  ingest, 1 process, no source checksums   {t_a:8.2f} s {size / t_a / 1e6:8,.0f} MB/s")
+    print(f"  ingest, 1 process, with source checksums {t_b:8.2f} s {size / t_b / 1e6:8,.0f} MB/s")
+    print(f"  cost of the checksums: median per-pair ratio {statistics.median(ratios):.3f} "
+          f"(+{(statistics.median(ratios) - 1) * 100:.1f}%), "
+          f"{(t_b - t_a) / (size / 1e9):+.2f} s per GB")
+    fsck = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pfflake", "fsck", str(out / "lake"), "--sources"],
+                       capture_output=True, check=True)
+        fsck.append(time.perf_counter() - t)
+    t_f = statistics.median(fsck)
+    print(f"  pfflake fsck --sources (warm page cache) {t_f:8.2f} s {size / t_f / 1e6:8,.0f} MB/s")
 
 
 def main() -> None:
@@ -74,12 +114,19 @@ def main() -> None:
     ap.add_argument("--gb", type=float, default=2.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--checksums", action="store_true",
+                    help="measure the cost of source checksums and of fsck --sources only")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     run = make_run(args.dir / "src", args.gb)
     size = sum(p.stat().st_size for p in run.glob("*.pff"))
     out = args.dir / "out"
-    print(f"run {run.name}: {size / 1e9:.2f} GB of PFF; median of {args.runs} runs")
+    print(f"run {run.name}: {size / 1e9:.2f} GB of PFF; median of {args.runs} runs; "
+          f"load {os.getloadavg()[0]:.2f}")
+    if args.checksums:
+        checksum_cost(run, out, args.runs)
+        shutil.rmtree(out, ignore_errors=True)
+        return
 
     def copy():
         shutil.rmtree(out, ignore_errors=True)

@@ -13,10 +13,11 @@ SETUP = """\
 import tempfile, warnings
 from pathlib import Path
 import numpy as np
-import matplotlib
-matplotlib.use("Agg")
+import polars as pl
 import matplotlib.pyplot as plt
+%matplotlib inline
 from pfflake import PanosetiRun, PFFWarning
+from pfflake.png import stretch, utc_text
 from pfflake.lake import Lake
 from pfflake.simulate import simulate_run, BrightEvent
 
@@ -48,26 +49,32 @@ lake.sql("SELECT data_product, module, count(*) AS frames, max(pixel_max) AS bri
          "FROM frames GROUP BY ALL ORDER BY ALL").show()
 """),
         ("code", """\
-import polars as pl
 lf = lake.scan("frames").filter(pl.col("module") == 1).select("frame", "unix_t_ns", "pixel_sum")
 df = lf.collect()
 df.head()
 """),
         ("md", "## Images of a query result, and a light curve"),
         ("code", """\
-hits = lake.sql("SELECT run, data_product, module, frame FROM frames WHERE module = 1 "
-                "ORDER BY pixel_max DESC LIMIT 4")
+hits = lake.sql("SELECT run, data_product, module, frame, unix_t_ns FROM frames "
+                "WHERE module = 1 ORDER BY pixel_max DESC LIMIT 4")
 imgs = lake.images(hits)
-fig, axes = plt.subplots(1, 4, figsize=(10, 3))
-for ax, img in zip(axes, imgs):
-    ax.imshow(img, origin="lower"); ax.set_xticks([]); ax.set_yticks([])
+rows = hits.pl().to_dicts()
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), layout="constrained")
+for ax, img, row in zip(axes, imgs, rows):
+    lo, hi = stretch(img)              # 1-99.5 percentile: one hot pixel does not blacken it
+    im = ax.imshow(img, vmin=lo, vmax=hi, interpolation="nearest")
+    ax.set_title(f"module {row['module']} frame {row['frame']}\\n{utc_text(row['unix_t_ns'])}",
+                 fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="ADC counts")
 assert imgs.shape == (4, 32, 32)
 """),
         ("code", """\
 curve = lake.light_curve(100_000_000, module=1).pl()
-plt.figure(figsize=(8, 3))
-plt.plot((curve["bucket_ns"] - curve["bucket_ns"][0]) / 1e9, curve["mean"])
-plt.xlabel("s"); plt.ylabel("mean pixel_sum")
+t = curve["bucket_ns"].cast(pl.Datetime("ns"))   # UTC
+fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+ax.plot(t, curve["mean"])
+ax.set_xlabel("time (UTC)"); ax.set_ylabel("mean pixel_sum per frame")
+ax.set_title("example-data img16 module 1, 100 ms buckets")
 assert curve["frames"].sum() == 400
 """),
     ],
@@ -86,11 +93,15 @@ pairs
 """),
         ("code", """\
 assert sorted(pairs["frame_1"].to_list()) == flashes, pairs
-imgs = lake.images(lake.sql(
-    "SELECT run, data_product, module, frame FROM frames WHERE frame = 900 ORDER BY module"))
-fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-for ax, img, m in zip(axes, imgs, (1, 2)):
-    ax.imshow(img, origin="lower"); ax.set_title(f"module {m}, frame 900")
+hits = lake.sql("SELECT run, data_product, module, frame, unix_t_ns FROM frames "
+                "WHERE frame = 900 ORDER BY module")
+imgs = lake.images(hits)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), layout="constrained")
+for ax, img, row in zip(axes, imgs, hits.pl().to_dicts()):
+    lo, hi = stretch(img)
+    im = ax.imshow(img, vmin=lo, vmax=hi, interpolation="nearest")
+    ax.set_title(f"module {row['module']} frame 900\\n{utc_text(row['unix_t_ns'])}", fontsize=8)
+    fig.colorbar(im, ax=ax, label="ADC counts")
 """),
     ],
     "03_quality_and_housekeeping.ipynb": [
@@ -104,10 +115,10 @@ lake.sql("SELECT * FROM run_quality ORDER BY ALL").show()
         ("code", """\
 hk = lake.sql("SELECT run, device, field, time, value FROM hk "
               "WHERE field IN ('DET_TEMP', 'FPGA_TEMP') ORDER BY time").pl()
-fig, ax = plt.subplots(figsize=(8, 3))
+fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
 for (run, field), part in hk.group_by(["run", "field"], maintain_order=True):
     ax.plot(part["time"], part["value"], ".", label=f"{run} {field}")
-ax.legend(); ax.set_ylabel("deg C")
+ax.legend(); ax.set_ylabel("deg C"); ax.set_xlabel("time (UTC)")
 assert len(hk) > 0
 """),
         ("code", """\

@@ -1,12 +1,19 @@
 """The ``pfflake`` command line.
 
-Errors are one clear line on stderr and a non-zero exit; ``--debug`` shows
-the traceback.
+Exit codes, the same for every command: **0** success (``fsck``: clean);
+**1** an error, or problems found (``fsck``: damage, or leftovers not
+removed); **2** a usage error (unknown command or option, missing argument),
+printed as the usage line and the reason on stderr. Errors are one line on
+stderr (``pfflake: error: ...``); ``--debug`` shows the traceback. Warnings are
+one line each (``pfflake: warning: ...``), each printed once.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,17 +21,59 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+try:  # typer >= 0.24 vendors click; older typer uses click itself
+    from typer._click import exceptions as _cx
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx
+    from click import get_current_context
+
+
+def _usage(message: str) -> _cx.UsageError:
+    """A usage error of the running command (printed with its usage line; exit 2)."""
+    return _cx.UsageError(message, ctx=get_current_context(silent=True))
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Fast PANOSETI PFF I/O and a columnar data lake.",
+    pretty_exceptions_enable=False,
+    help="Fast PANOSETI PFF I/O and a columnar data lake. "
+    "Exit codes: 0 ok, 1 error or problems found, 2 usage error.",
 )
 _state = {"debug": False}
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pfflake")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"pfflake {_version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
     _state["debug"] = debug
+
+
+def _console(min_width: int = 0) -> Console:
+    """A console as wide as the terminal (COLUMNS, else 80 when not a terminal)."""
+    width = None
+    if not sys.stdout.isatty():
+        width = int(os.environ.get("COLUMNS", "0") or 0) or max(80, min_width)
+    return Console(width=width, soft_wrap=False)
 
 
 def _fmt_ns(ns: int | None) -> str:
@@ -34,92 +83,149 @@ def _fmt_ns(ns: int | None) -> str:
     return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:09d}Z"
 
 
+def _file_problems(files) -> list[str]:
+    from .file import no_frames_reason
+
+    out = []
+    for f in files:
+        if f.frames == 0 and not f.error:
+            out.append(f"{f.path.name}: {no_frames_reason(f)}")
+            continue
+        if f.error:
+            out.append(f"{f.path.name}: {f.error}")
+            continue
+        if f.truncated_tail_bytes:
+            out.append(f"{f.path.name}: last {f.truncated_tail_bytes} B cut short")
+        if f.damage:
+            first = f.damage[0]
+            out.append(f"{f.path.name}: {len(f.damage)} damaged stretch(es), first at byte "
+                       f"{first.offset}: {first.reason}")
+    return out
+
+
 @app.command()
 def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF files.")) -> None:
-    """Summarise runs or files: streams, frames, time span, damage, clock quality."""
+    """Summarise runs or files: streams, frames, time span, damage, clock quality.
+
+    Damage is reported, not an error (exit 0); a path that is neither a run
+    directory nor a readable PFF data file exits 1.
+    """
     from .paths import parse_pff_name
     from .run import PanosetiRun
     from .sequence import sequence_info
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = _console()
+    failed = []
     for path in paths:
-        if path.is_dir():
-            run = PanosetiRun(path, strict=False)
-            rinfo = run.info()
-            products, skipped = rinfo.products, rinfo.skipped_files
-            title = f"run {path.name}"
-            extra = f"configs: {', '.join(rinfo.configs) or '-'}; hk records: {rinfo.hk_records}"
-            if rinfo.error:
-                extra += f"\n[red]error: {rinfo.error}[/]"
-            run.close()
-        elif path.is_file():
-            parse_pff_name(path)
-            products, skipped, title, extra = [sequence_info([path])], {}, f"file {path}", ""
-        else:
-            raise FileNotFoundError(f"no such file or directory: {path}")
-        table = Table(title=title)
-        for col in (
-            "stream",
-            "files",
-            "frames",
-            "first frame (UTC)",
-            "last frame (UTC)",
-            "clock flags",
-            "damage",
-        ):
-            table.add_column(col)
+        # info reports damage and skipped files itself: no log line repeats them.
+        quiet = logging.getLogger("pfflake")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        caught = warnings.catch_warnings()
+        caught.__enter__()
+        warnings.simplefilter("ignore")
+        try:
+            if path.is_dir():
+                run = PanosetiRun(path, strict=False)
+                rinfo = run.info()
+                run.close()
+                products, skipped = rinfo.products, rinfo.skipped_files
+                title = f"run {path}"
+                extra = [f"configs: {', '.join(rinfo.configs) or '-'}",
+                         f"hk records: {rinfo.hk_records}"]
+                if rinfo.error:
+                    extra.append(f"[red]error: {rinfo.error}[/]")
+                if not products and not skipped:
+                    failed.append(f"{path}: no PFF data files here (not a run directory?)")
+            elif path.is_file():
+                from .paths import HK_FILE_NAME
+
+                if path.name == HK_FILE_NAME:
+                    raise _cx.ClickException(
+                        f"{path}: housekeeping, not a data file; `pfflake info` its run "
+                        "directory, or query the lake's hk table"
+                    )
+                parse_pff_name(path)
+                products, skipped, title, extra = [sequence_info([path])], {}, f"file {path}", []
+            else:
+                raise FileNotFoundError(f"no such file or directory: {path}")
+        finally:
+            caught.__exit__(None, None, None)
+            quiet.setLevel(level)
+        console.print(f"[bold]{title}[/]")
         for p in products:
             flags = ", ".join(f"{k}={v}" for k, v in p.quality_counts.items() if v) or "ok"
-            damage = [
-                f"{f.path.name}: tail cut {f.truncated_tail_bytes} B"
-                for f in p.files
-                if f.truncated_tail_bytes
-            ]
-            damage += [f"{f.path.name}: {len(f.damage)} damaged" for f in p.files if f.damage]
-            damage += [f"error: {p.error}"] if p.error else []
-            table.add_row(
-                p.name.split("Z.", 1)[-1],
-                str(len(p.files)),
-                f"{p.frames:,}",
-                _fmt_ns(p.first_unix_t_ns),
-                _fmt_ns(p.last_unix_t_ns),
-                flags,
-                "; ".join(damage) or "none",
+            problems = _file_problems(p.files) + ([f"error: {p.error}"] if p.error else [])
+            if path.is_file() and p.frames == 0 and problems:
+                failed.append(f"{path}: {problems[0].split(': ', 1)[-1]}")
+            console.print(
+                f"  [green]{p.name.split('Z.', 1)[-1]}[/]: {len(p.files)} file(s), "
+                f"{p.frames:,} frames"
             )
-        console.print(table)
+            if p.frames:
+                console.print(f"    first {_fmt_ns(p.first_unix_t_ns)}")
+                console.print(f"    last  {_fmt_ns(p.last_unix_t_ns)}")
+                console.print(f"    clock {flags}")
+            for line in problems or ["no damage"]:
+                name, _, why = line.rpartition(".pff: ")
+                for part in ([f"{name}.pff:", f"  {why}"] if name else [line]):
+                    console.print(f"    {part}", highlight=False, markup=False, overflow="fold")
         for name, why in skipped.items():
-            console.print(f"[yellow]skipped {name}: {why}[/]")
-        if extra:
-            console.print(extra)
+            console.print(f"  [yellow]skipped {name}: {why}[/]")
+        for line in extra:
+            console.print(f"  {line}")
+    if failed:
+        raise _cx.ClickException("; ".join(failed))
 
 
 @app.command()
 def ingest(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (.pffd) to ingest."),
-    lake: Path = typer.Option(..., "--lake", help="Lake directory (created if missing)."),
+    lake: Path = typer.Option(
+        ..., "--lake", help="Lake directory: an existing lake, or a new or empty directory."
+    ),
     workers: int = typer.Option(0, help="Worker processes (0: all cores)."),
     lenient: bool = typer.Option(False, help="Skip damaged frames instead of failing."),
-    threshold: float = typer.Option(None, help="Pixel value counted by pixels_above."),
+    threshold: float = typer.Option(
+        None, help="Pixel value above which pixels_above counts (recorded in the runs table)."
+    ),
     progress: bool = typer.Option(None, help="Progress bar (default: on a terminal)."),
     scheduler: str = typer.Option(
         None, "--scheduler",
         help="Dask scheduler address (tcp://host:8786): run the work on that cluster "
         "(needs pfflake[distributed]; workers must see the same paths).",
     ),
+    time_chunk: int = typer.Option(
+        None, "--time-chunk", min=1, help="New stores: frames per image chunk (docs/SCALING.md)."
+    ),
+    image_shard: int = typer.Option(
+        None, "--image-shard", min=1, help="New stores: frames per image shard file."
+    ),
+    shard_factor: int = typer.Option(
+        None, "--shard-factor", min=0, help="New stores: header-array chunks per shard file."
+    ),
 ) -> None:
-    """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit."""
-    from .lake import Lake
+    """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit.
+
+    Layout options apply to streams new to the lake (existing stores keep theirs);
+    any given replaces the default layout (the others keep their lake defaults).
+    """
+    from .lake import LAKE_CODEC, Lake
 
     for d in run_dirs:
         if not d.is_dir():
             raise FileNotFoundError(f"run directory not found: {d}")
+    layout = {k: v for k, v in (("time_chunk", time_chunk), ("image_shard", image_shard),
+                                ("shard_factor", shard_factor)) if v is not None}
+    if layout:
+        layout.setdefault("codec", LAKE_CODEC)
     client = None
     if scheduler:
         from .distributed import connect
 
         client = connect(scheduler)
     try:
-        result = Lake(lake).ingest(
+        result = Lake(lake, **layout).ingest(
             run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
             progress=progress, client=client,
         )
@@ -133,13 +239,20 @@ def ingest(
 def fsck(
     lake: Path = typer.Argument(..., help="Lake directory."),
     repair: bool = typer.Option(False, help="Remove uncommitted leftovers."),
+    sources: bool = typer.Option(
+        False, "--sources",
+        help="Also re-read every ingested byte range of the source PFF files and compare "
+        "checksums (finds any changed byte; reads all the source data).",
+    ),
 ) -> None:
-    """Check committed files against the log and find leftovers of interrupted ingests."""
+    """Check committed files against the log and find leftovers of interrupted ingests.
+
+    Exit 0: clean (after --repair: nothing left). Exit 1: damage found, or
+    leftovers that --repair was not asked to (or could not) remove.
+    """
     from .lake import Lake
 
-    if not lake.is_dir():
-        raise FileNotFoundError(f"lake not found: {lake}")
-    report = Lake(lake).fsck(repair=repair)
+    report = Lake(lake).fsck(repair=repair, sources=sources)
     for line in report.errors:
         print(f"ERROR {line}")
     for line in report.leftovers:
@@ -147,8 +260,8 @@ def fsck(
     for line in report.repaired:
         print(f"repaired {line}")
     print(report.summary())
-    if not report.ok:
-        raise typer.Exit(2)
+    if not report.clean:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -159,28 +272,66 @@ def zarr(
         "zstd", help="zstd, blosc-zstd, blosc-lz4, blosc-lz4-bitshuffle, gzip or none."
     ),
     level: int = typer.Option(3, help="Compression level."),
+    time_chunk: int = typer.Option(
+        0, "--time-chunk", help="Frames per time chunk (0 = auto-size to ~8 MB, as pypff)."
+    ),
+    shard_factor: int = typer.Option(
+        0, "--shard-factor", help="Inner chunks per shard file (0 = no sharding)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace existing stores."),
 ) -> None:
-    """Convert a run to Zarr v3 stores (pypff's `pypff zarr` layout)."""
+    """Convert a run to Zarr v3 stores (pypff's `pypff zarr convert` layout and options)."""
     from .zarr import convert_run
 
-    for store in convert_run(run_dir, out_dir, codec=codec, level=level, overwrite=overwrite):
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    try:
+        stores = convert_run(run_dir, out_dir, codec=codec, level=level,
+                             time_chunk=time_chunk or None, shard_factor=shard_factor,
+                             overwrite=overwrite)
+    except FileExistsError as e:
+        raise _cx.ClickException(
+            str(e).replace("pass overwrite=True", "pass --overwrite")
+        ) from None
+    for store in stores:
         print(store)
+
+
+def _read_sql(query: str | None, file: str | None) -> str:
+    if (query is None) == (file is None):
+        raise _usage("give the SQL either as QUERY or with --file F.sql (- for stdin)")
+    if file is None:
+        return query
+    if file == "-":
+        return sys.stdin.read()
+    path = Path(file)
+    if not path.is_file():
+        raise FileNotFoundError(f"SQL file not found: {path}")
+    return path.read_text()
 
 
 @app.command()
 def sql(
     lake: Path = typer.Argument(..., help="Lake directory."),
-    query: str = typer.Argument(..., help="SQL over frames, runs, files, hk and the views."),
+    query: str = typer.Argument(
+        None, help="SQL over frames, runs, files, hk and the views (or use --file)."
+    ),
+    file: str = typer.Option(
+        None, "--file", "-f", help="Read the SQL from this file (- for standard input)."
+    ),
     fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
     out: Path = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
 ) -> None:
     """Run SQL over the committed lake; a table on a terminal, or csv/json/parquet."""
     from .lake import Lake
 
-    if not lake.is_dir():
-        raise FileNotFoundError(f"lake not found: {lake}")
-    table = Lake(lake).sql(query).to_arrow_table()
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise _cx.BadParameter(f"{fmt!r} is not one of table, csv, json, parquet",
+                               ctx=get_current_context(silent=True), param_hint="--format")
+    if fmt == "parquet" and out is None:
+        raise _usage("--format parquet needs --out FILE")
+    text = _read_sql(query, file)
+    table = Lake(lake).sql(text).to_arrow_table()
     _emit_table(table, fmt, out)
 
 
@@ -195,6 +346,45 @@ def plain_rows(table) -> list[dict]:
     return pa.table(columns, names=table.column_names).to_pylist()
 
 
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def print_table(console: Console, table, title: str | None = None, limit: int = 200) -> None:
+    """An Arrow table on ``console``: a grid when it fits the width, else one block per
+    row (``column | value``, like psql's ``\\x``), so it stays readable at 80 columns."""
+    rows = plain_rows(table.slice(0, limit))
+    cells = [[_cell(v) for v in row.values()] for row in rows]
+    natural = sum(
+        max([len(name)] + [len(r[j]) for r in cells]) + 3
+        for j, name in enumerate(table.column_names)
+    ) + 1
+    if title:
+        console.print(f"[bold]{title}[/]")
+    if natural <= console.width:
+        view = Table(show_lines=False)
+        for name in table.column_names:
+            view.add_column(name, no_wrap=True)
+        for row in cells:
+            view.add_row(*row)
+        console.print(view)
+    else:
+        key_w = max((len(n) for n in table.column_names), default=0)
+        for i, row in enumerate(cells):
+            console.print(f"-[ row {i + 1} ]-", highlight=False)
+            for k, v in zip(table.column_names, row, strict=True):
+                console.print(f"{k:<{key_w}} | {v}", highlight=False, markup=False,
+                              soft_wrap=True)
+    if table.num_rows > limit:
+        console.print(f"... {table.num_rows - limit:,} more rows (use --format csv)")
+    elif table.num_rows == 0:
+        console.print("(0 rows)")
+
+
 def _emit_table(table, fmt: str, out: Path | None) -> None:
     import json
 
@@ -202,29 +392,17 @@ def _emit_table(table, fmt: str, out: Path | None) -> None:
     import pyarrow.parquet as pq
 
     if fmt == "table":
-        console = Console(width=None if sys.stdout.isatty() else 200)
-        view = Table(show_lines=False)
-        for name in table.column_names:
-            view.add_column(name)
-        for row in plain_rows(table.slice(0, 200)):
-            view.add_row(*["" if v is None else str(v) for v in row.values()])
-        console.print(view)
-        if table.num_rows > 200:
-            console.print(f"... {table.num_rows - 200:,} more rows (use --format csv)")
+        print_table(_console(), table)
     elif fmt == "csv":
         pacsv.write_csv(table, str(out) if out else sys.stdout.buffer)
     elif fmt == "json":
         text = "\n".join(json.dumps(r, default=str) for r in plain_rows(table))
         if out:
-            out.write_text(text + "\n")
-        else:
+            out.write_text(text + "\n" if text else "")
+        elif text:
             print(text)
     elif fmt == "parquet":
-        if out is None:
-            raise ValueError("--format parquet needs --out FILE")
         pq.write_table(table, out, compression="zstd")
-    else:
-        raise ValueError(f"unknown --format {fmt!r} (table, csv, json or parquet)")
 
 
 @app.command()
@@ -233,17 +411,21 @@ def images(
     query: str = typer.Option(..., "--sql", help="SQL returning run, data_product, module, frame."),
     out: Path = typer.Option(..., "--out", help="FILE.npy for one array, or a directory."),
     png: bool = typer.Option(False, help="Also write one PNG per frame into the directory."),
+    data_product: str = typer.Option(
+        None, "--data-product", help="Shape and dtype of an empty result (img16, ph256, ...)."
+    ),
 ) -> None:
     """Fetch the images of a query result, in its row order."""
     import numpy as np
 
     from .lake import Lake
-    from .png import write_png
 
+    if png and out.suffix == ".npy":
+        raise _usage("--png writes one PNG per frame into a directory: give --out DIR, "
+                               "not a .npy file")
     the_lake = Lake(lake)
-    rel = the_lake.sql(query)
-    rows = rel.to_arrow_table()
-    stack = the_lake.images(rows)
+    rows = the_lake.sql(query).to_arrow_table()
+    stack = the_lake.images(rows, data_product=data_product)
     if out.suffix == ".npy":
         np.save(out, stack)
         print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")
@@ -251,10 +433,32 @@ def images(
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "images.npy", stack)
     if png:
-        for i, row in enumerate(plain_rows(rows)):
+        from .png import frame_title, write_frame_png
+
+        titled = _with_times(the_lake, rows)
+        for i, row in enumerate(plain_rows(titled)):
             name = f"{i:05d}_{row.get('data_product')}_m{row.get('module')}_f{row.get('frame')}.png"
-            write_png(out / name, stack[i])
-    print(f"wrote {len(stack)} images to {out}")
+            write_frame_png(out / name, stack[i], title=frame_title(row))
+    print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")
+
+
+def _with_times(lake, rows):
+    """``rows`` with each frame's ``unix_t_ns`` (for PNG titles) when the query left it out."""
+    keys = ("run", "data_product", "module", "frame")
+    if "unix_t_ns" in rows.column_names or not all(k in rows.column_names for k in keys):
+        return rows
+    import pyarrow as pa
+
+    con = lake.connection()
+    wanted = rows.select(list(keys)).append_column("_i", pa.array(range(rows.num_rows)))
+    con.register("_wanted", wanted)
+    try:
+        return con.sql(
+            "SELECT w.run, w.data_product, w.module, w.frame, f.unix_t_ns FROM _wanted w "
+            "LEFT JOIN frames f USING (run, data_product, module, frame) ORDER BY w._i"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_wanted")
 
 
 @app.command()
@@ -268,23 +472,86 @@ def demo(
     run_demo(out, workers=workers or None)
 
 
-def main() -> None:
-    """Entry point: run the app, turning errors into one line unless --debug."""
+# -- entry point ---------------------------------------------------------------------
+
+
+class _OnceHandler(logging.Handler):
+    """Log warnings as ``pfflake: warning: ...``, each distinct message once."""
+
+    def __init__(self, seen: set[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = seen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _warn_once(self.seen, record.getMessage())
+
+
+def _warn_once(seen: set[str], message: str) -> None:
+    line = " ".join(str(message).split())
+    if line not in seen:
+        seen.add(line)
+        print(f"pfflake: warning: {line}", file=sys.stderr)
+
+
+def _setup_messages() -> None:
+    seen: set[str] = set()
+    logger = logging.getLogger("pfflake")
+    logger.addHandler(_OnceHandler(seen))
+    logger.propagate = False
+    warnings.showwarning = lambda message, *_a, **_k: _warn_once(seen, str(message))
+
+
+_SQL_COMMANDS = ("sql",)
+
+
+def _protect_sql_text(args: list[str]) -> list[str]:
+    """SQL text that starts with a ``--`` comment is not an option: move it after ``--``.
+
+    A token starting with ``-- `` (or ``--`` and a line break) can never be an
+    option name, so ``pfflake sql LAKE "$(cat q.sql)"`` works as typed.
+    """
+    if not args or "--" in args or not any(a in _SQL_COMMANDS for a in args):
+        return args
+    sqlish = [a for a in args if a[:3] in ("-- ", "--\n", "--\t", "--\r")]
+    if len(sqlish) != 1:
+        return args
+    i = args.index(sqlish[0])
+    if i > 0 and args[i - 1] in ("--sql", "--file", "-f", "--out", "--format"):
+        return args  # an option's value: click takes it as is
+    return [a for j, a in enumerate(args) if j != i] + ["--", sqlish[0]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; errors become one line and an exit code (see module doc)."""
+    args = _protect_sql_text(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args
+    _setup_messages()
     try:
-        app(standalone_mode=False)
+        rc = app(args=args, prog_name="pfflake", standalone_mode=False)
+    except _cx.NoArgsIsHelpError:  # the help was printed
+        sys.exit(2)
+    except _cx.UsageError as e:  # usage line, hint and reason on stderr; exit 2
+        e.show()
+        sys.exit(e.exit_code)
+    except _cx.ClickException as e:  # our own one-line errors; exit 1
+        print(f"pfflake: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
+        print("pfflake: aborted", file=sys.stderr)
         sys.exit(1)
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+        print("pfflake: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
         raise
-    except typer.TyperException as e:  # usage errors: typer already printed them
-        sys.exit(e.exit_code)
     except Exception as e:
-        if _state["debug"] or "--debug" in sys.argv:
+        if _state["debug"] or debug:
             raise
         print(f"pfflake: error: {e}", file=sys.stderr)
         sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 # -- pypff's CLI faces (issue 12): ``pfflake show`` / ``pfflake profile`` ------

@@ -14,14 +14,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
-from rich.table import Table
 
-from .cli import plain_rows
+from .cli import _console, print_table
 from .file import PFFWarning
 from .lake import Lake
-from .png import write_png
+from .png import frame_title, write_frame_png, write_light_curve_png
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
 FLASH_FRAMES = (400, 1300, 2200)
@@ -43,14 +41,7 @@ def sample_runs() -> list[Path]:
 
 
 def _show(console: Console, title: str, rel) -> None:
-    table = rel.to_arrow_table()
-    view = Table(title=title, title_justify="left")
-    for name in table.column_names:
-        view.add_column(name, overflow="fold")
-    for row in plain_rows(table):
-        view.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-                       for v in row.values()])
-    console.print(view)
+    print_table(console, rel.to_arrow_table(), title=title)
 
 
 def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
@@ -60,9 +51,7 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     from .simulate import BrightEvent, simulate_run
 
     if console is None:
-        import sys
-
-        console = Console(width=None if sys.stdout.isatty() else 160)
+        console = _console()
     out = Path(out)
     if out.exists():
         if not (out / "lake" / "_pfflake_log").is_dir() and any(out.iterdir()):
@@ -94,7 +83,8 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     console.print("[bold]3. Asking questions[/] (sql/examples and the views)")
     _show(console, "Frames per stream and clock quality (view run_quality)", lake.sql(
         "SELECT run, data_product, module, frames, round(duration_s, 3) AS duration_s, "
-        "no_wr_frames, clock_desync_frames, quabo_missing_frames FROM run_quality ORDER BY ALL"))
+        "time_source, no_wr_frames, clock_desync_frames, quabo_missing_frames "
+        "FROM run_quality ORDER BY ALL"))
     _show(console, "Brightest frames", lake.sql(
         "SELECT run, data_product, module, frame, time, pixel_max, pixel_sum FROM frames "
         "ORDER BY pixel_max DESC LIMIT 5"))
@@ -105,14 +95,14 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
 
     console.print("[bold]4. Fetching images[/] of the brightest frames")
     rows = lake.sql(
-        "SELECT run, data_product, module, frame, pixel_max FROM frames "
+        "SELECT run, data_product, module, frame, unix_t_ns, pixel_max FROM frames "
         "WHERE data_product = 'img16' ORDER BY pixel_max DESC LIMIT 6"
     ).to_arrow_table()
     stack = lake.images(rows)
     (out / "png").mkdir()
     for i, row in enumerate(rows.to_pylist()):
         name = f"brightest_{i}_module{row['module']}_frame{row['frame']}.png"
-        result.pngs.append(write_png(out / "png" / name, stack[i]))
+        result.pngs.append(write_frame_png(out / "png" / name, stack[i], title=frame_title(row)))
 
     console.print("[bold]5. Light curve[/] of modules 3 and 4 (10 ms buckets)")
     curve = light_curve(lake, 10_000_000, module=[3, 4], where="(time_quality & 2) = 0")
@@ -131,33 +121,12 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
 
 
 def _plot_light_curve(curve, path: Path) -> Path:
-    """A PNG line plot (matplotlib when installed, else a small built-in rasteriser)."""
-    t_ns = curve.column("bucket_ns").to_numpy()
-    t_s = (t_ns - t_ns.min()) / 1e9 if len(t_ns) else t_ns
-    value_col = "mean"  # mean pixel_sum of the frames in each bucket
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 3))
-        for module in sorted(set(curve.column("module").to_pylist())):
-            sel = curve.column("module").to_numpy() == module
-            ax.plot(t_s[sel], curve.column(value_col).to_numpy()[sel], label=f"module {module}")
-        ax.set_xlabel("seconds since first bucket")
-        ax.set_ylabel("mean pixel_sum per frame")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
-    except ImportError:
-        values = np.asarray(curve.column(value_col).to_numpy(zero_copy_only=False), float)
-        width, height = max(len(values), 1), 120
-        canvas = np.zeros((height, width))
-        if len(values):
-            lo, hi = float(values.min()), float(values.max())
-            ys = ((values - lo) / (hi - lo or 1) * (height - 1)).astype(int)
-            canvas[height - 1 - ys, np.arange(width)] = 1
-        return write_png(path, canvas, scale=2)
+    """The light curve as a PNG: mean pixel_sum per frame in each bucket, per module, UTC axis."""
+    return write_light_curve_png(
+        path,
+        curve.column("bucket_ns").to_numpy(),
+        curve.column("mean").to_numpy(zero_copy_only=False),
+        curve.column("module").to_numpy(),
+        ylabel="mean pixel_sum per frame",
+        title="simulated run: modules 3 and 4, 10 ms buckets (clock-desync frames left out)",
+    )

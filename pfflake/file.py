@@ -174,6 +174,8 @@ class PFFFile:
         self._view: np.ndarray | None = None
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
+        self._tmpl_words: tuple | None = None  # strict header check (see _template_bad)
+        self._verified: np.ndarray | None = None  # frames whose fixed bytes were checked
         self.n_frames = 0
         if self.size:
             self._index(full=(verify == "full" or not strict))
@@ -605,6 +607,10 @@ class PFFFile:
         out, bad = decode_fixed(
             buf, start * fs, count, fs, layout, keys, self._plan(keys), done=self.release_pages
         )
+        if self.strict and self._keep is None and count:
+            # Lenient opening checks every frame's key names and delimiters; strict
+            # decoding must not accept a frame that check calls damaged.
+            bad = bad | self._template_bad(start, count)
         for j in np.flatnonzero(bad):
             k = start + int(j)
             if self._keep is not None and k not in self._keep:
@@ -617,6 +623,49 @@ class PFFFile:
             for key in keys:
                 out[key][j] = flat[key]
         return out
+
+    def _template_bad(self, start: int, count: int) -> np.ndarray:
+        """Bool per frame of [start, start+count): a byte outside the value spans (a key
+        name, quote, colon, comma, brace) differs from the layout's template.
+
+        Compared eight bytes at a time through a strided ``uint64`` view of the map,
+        masked to the fixed bytes, in blocks that stay in cache. Each frame is checked
+        once per open file (``_verified``): later decodes of it cost nothing."""
+        layout, fs = self.layout, self.frame_size
+        if self._tmpl_words is None:
+            nw = layout.header_size // 8
+            fixed = np.where(~layout.value_mask[: nw * 8], 0xFF, 0).astype(np.uint8)
+            mask = fixed.view("<u8").copy()
+            tmpl = np.frombuffer(layout.template[: nw * 8], dtype="<u8") & mask
+            tail = np.flatnonzero(~layout.value_mask[nw * 8 :]) + nw * 8
+            self._tmpl_words = (nw, mask, tmpl, tail)
+            self._verified = np.zeros(self.n_frames, dtype=bool)
+        nw, mask, tmpl, tail = self._tmpl_words
+        bad = np.zeros(count, dtype=bool)
+        todo = ~self._verified[start : start + count]
+        if not todo.any():
+            return bad
+        words = np.ndarray((count, nw), dtype="<u8", buffer=self.buffer, offset=start * fs,
+                           strides=(fs, 8))
+        block = 2048
+        tmp = np.empty((min(block, count), nw), dtype="<u8")
+        for lo in range(0, count, block):
+            if not todo[lo : lo + block].any():
+                continue
+            w = words[lo : lo + block]
+            t = tmp[: len(w)]
+            np.bitwise_and(w, mask, out=t)
+            np.bitwise_xor(t, tmpl, out=t)
+            bad[lo : lo + len(w)] = np.bitwise_or.reduce(t, axis=1) != 0
+        if len(tail):
+            bad |= self._tail_bad(start, count, tail)
+        self._verified[start : start + count] |= ~bad
+        return bad
+
+    def _tail_bad(self, start: int, count: int, tail: np.ndarray) -> np.ndarray:
+        template = np.frombuffer(self.layout.template, dtype=np.uint8)[tail]
+        starts = (start + np.arange(count, dtype=np.int64)) * self.frame_size
+        return (self.buffer[starts[:, None] + tail[None, :]] != template).any(axis=1)
 
     def _plan(self, keys: list[str]) -> DecodePlan:
         key = tuple(keys)
@@ -677,6 +726,15 @@ class PFFFile:
         return state
 
 
+def no_frames_reason(info: FileInfo) -> str:
+    """Why a file holds no frame: empty, shorter than one frame, or not PFF data at all."""
+    if info.size == 0:
+        return "empty file (0 bytes)"
+    if info.truncated_tail_bytes >= info.size:
+        return f"holds no whole frame: {info.size} bytes, cut short inside frame 0"
+    return f"not a PFF file: no frame header ('{{' ... blank line ... '*') in its {info.size} bytes"
+
+
 def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
     """Report on one file without raising: damage is listed, a fatal problem goes in ``error``."""
     path = Path(path)
@@ -685,9 +743,12 @@ def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
             warnings.simplefilter("ignore", PFFWarning)
             f = PFFFile(path, product, strict=False)
         try:
-            return f.info()
+            info = f.info()
         finally:
             f.close()
+        if info.frames == 0:
+            info.error = no_frames_reason(info)
+        return info
     except (PFFError, OSError, ValueError) as e:
         size = path.stat().st_size if path.exists() else 0
         return FileInfo(path=path, size=size, error=str(e))

@@ -2,9 +2,12 @@
 
 Committed damage (a file the log names that is missing, truncated or
 unreadable; a Zarr store shorter than its committed frame count) is reported
-as an error and never "repaired" away. Leftovers of interrupted ingests
-(staged files, data files no commit names, Zarr frames beyond the committed
-count, temporary log files) are reported, and removed with ``repair=True``.
+as an error and never "repaired" away. With ``sources=True`` every byte range
+of the source PFF files that the lake ingested is re-read and its CRC-32
+compared with the one recorded while ingesting (:func:`check_sources`).
+Leftovers of interrupted ingests (staged files, data files no commit names,
+Zarr frames beyond the committed count, temporary log files) are reported, and
+removed with ``repair=True``.
 """
 
 from __future__ import annotations
@@ -35,16 +38,33 @@ class FsckReport:
     leftovers: list[str] = field(default_factory=list)  # uncommitted debris
     repaired: list[str] = field(default_factory=list)
 
+    source_ranges: int = 0  # ingested byte ranges re-read (--sources)
+    source_bytes: int = 0
+    unchecked_ranges: int = 0  # committed before checksums were recorded
+
     @property
     def ok(self) -> bool:
+        """No damage in committed data (leftovers are not damage)."""
         return not self.errors
+
+    @property
+    def clean(self) -> bool:
+        """Nothing to report: no damage and no leftover still in place (exit code 0)."""
+        return not self.errors and len(self.repaired) >= len(self.leftovers)
 
     def summary(self) -> str:
         state = "OK" if self.ok else f"{len(self.errors)} error(s)"
-        return (
+        text = (
             f"lake version {self.version}: {self.committed_files} committed files, {state}, "
             f"{len(self.leftovers)} leftover(s), {len(self.repaired)} repaired"
         )
+        if self.source_ranges or self.unchecked_ranges:
+            text += (f"; sources: {self.source_ranges} byte range(s), "
+                     f"{self.source_bytes / 1e6:,.1f} MB re-read")
+            if self.unchecked_ranges:
+                text += (f", {self.unchecked_ranges} ingested before checksums were recorded "
+                         "(not checked)")
+        return text
 
 
 def _pid_alive(pid: int) -> bool:
@@ -57,7 +77,48 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def fsck(lake: Lake, repair: bool = False) -> FsckReport:
+def check_sources(snap, report: FsckReport) -> None:
+    """Re-read each ingested byte range of the source files; compare its CRC-32.
+
+    Catches any change to bytes the lake ingested (a rewritten, truncated or
+    deleted source file), at the cost of reading all ingested source data once.
+    Bytes appended after the ingested frames (a run still recording) are not
+    ingested yet and are not checked.
+    """
+    import zlib
+
+    from .lake import _CHECKSUM_BLOCK
+
+    for entry in snap.table_files("frames"):
+        if "sources" not in entry:
+            report.unchecked_ranges += 1
+            continue
+        for src in entry["sources"]:
+            report.source_ranges += 1
+            path, lo, n = src["path"], src["offset"], src["length"]
+            what = (f"source {path} bytes {lo}-{lo + n - 1} (frames {src['frames'][0]}-"
+                    f"{src['frames'][1] - 1} of that file, {entry['stream']})")
+            crc, got = 0, 0
+            try:
+                with open(path, "rb") as f:
+                    f.seek(lo)
+                    while got < n:
+                        block = f.read(min(_CHECKSUM_BLOCK, n - got))
+                        if not block:
+                            break
+                        crc = zlib.crc32(block, crc)
+                        got += len(block)
+            except OSError as exc:
+                report.errors.append(f"{what}: cannot read ({exc.strerror or exc})")
+                continue
+            report.source_bytes += got
+            if got < n:
+                report.errors.append(f"{what}: file is shorter now ({lo + got} bytes)")
+            elif crc != src["crc32"]:
+                report.errors.append(f"{what}: content changed since it was ingested")
+
+
+def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
     from .lake import STAGING, resize_store
 
     root = lake.root
@@ -140,4 +201,6 @@ def fsck(lake: Lake, repair: bool = False) -> FsckReport:
             if repair:
                 resize_store(store, state.frames)
                 report.repaired.append(f"truncated {rel} to {state.frames} frames")
+    if sources:
+        check_sources(snap, report)
     return report

@@ -47,6 +47,7 @@ from .file import PFFWarning
 __all__ = [
     "HK_FIELD_NAMES",
     "HK_SCHEMA",
+    "HK_SENTINELS",
     "HKRecord",
     "SkippedBlock",
     "hk_table",
@@ -59,6 +60,12 @@ logger = logging.getLogger(__name__)
 
 #: Raw hk field name -> canonical name (same renaming as pypff).
 HK_FIELD_NAMES: dict[str, str] = {"TEMP1": "DET_TEMP", "TEMP2": "FPGA_TEMP"}
+#: Readings that mean "no reading", not a value: canonical field -> sentinel values.
+#: DET_TEMP is the detector ADC count x 0.25 deg C; 511.75 is raw 2047, the 11-bit
+#: all-ones the quabo reports when the sensor was not read. In :func:`hk_table` /
+#: :func:`iter_hk_records` (the lake) such a reading has ``value`` null; its ``text``
+#: keeps what was written. :func:`read_hk` keeps pypff's arrays unchanged.
+HK_SENTINELS: dict[str, frozenset[float]] = {"DET_TEMP": frozenset({511.75})}
 #: The field that carries a block's time; it becomes ``unix_t_ns``, not a row.
 TIME_FIELD = "Computer_UTC"
 
@@ -253,7 +260,8 @@ def iter_hk_records(
     ``unix_t_ns`` comes from the device's ``Computer_UTC`` (``None`` when the
     device has none); ``Computer_UTC`` itself is not a record. ``value`` is the
     float of a decimal-number string (``"0x1f"``, ``""`` and words give
-    ``None``); ``text`` is the string as written (JSON text for non-strings).
+    ``None``, and so does a sentinel of :data:`HK_SENTINELS` such as DET_TEMP
+    511.75); ``text`` is the string as written (JSON text for non-strings).
     ``strict`` and ``skipped``: see the module docstring. Streams through a
     memory map, so it suits long files.
     """
@@ -265,7 +273,10 @@ def iter_hk_records(
                 if name == TIME_FIELD:
                     continue
                 value, text = _value(raw)
-                yield HKRecord(t_ns, device, HK_FIELD_NAMES.get(name, name), value, text)
+                canonical = HK_FIELD_NAMES.get(name, name)
+                if value is not None and value in HK_SENTINELS.get(canonical, ()):
+                    value = None  # "no reading" (see HK_SENTINELS), never a temperature
+                yield HKRecord(t_ns, device, canonical, value, text)
 
 
 def hk_table(

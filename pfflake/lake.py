@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,9 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .faults import fault as _fault
 from .file import PFFWarning
+from .identity import checked_identity, run_threshold
 from .log import (
+    LOG_DIR,
     CommitConflict,
     FileState,
     Snapshot,
@@ -123,6 +126,8 @@ RUNS_SCHEMA = pa.schema(
         pa.field("configs", pa.string()),  # JSON, credentials redacted
         pa.field("sw_info", pa.string()),  # JSON
         pa.field("version", pa.int64()),
+        # pixel value above which frames.pixels_above counts (null: not computed)
+        pa.field("pixels_above_threshold", pa.float64()),
     ]
 )
 
@@ -183,6 +188,43 @@ class UnitResult:
     bytes: int
     min_unix_t_ns: int | None
     max_unix_t_ns: int | None
+    sources: list[dict[str, Any]] = field(default_factory=list)  # see source_checksums
+
+
+#: Bytes hashed at a time by :func:`source_checksums` (pages released behind: bounded RSS).
+_CHECKSUM_BLOCK = 8 * 1024 * 1024
+
+
+def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
+    """CRC-32 of the source bytes of frames [start, stop) of ``seq``, one entry per file.
+
+    Each entry names the file (absolute path), the byte range ``[offset, offset
+    + length)`` from the first of those frames' ``{`` to the last one's final
+    pixel byte (damaged stretches in between included), and ``crc32``.
+    ``pfflake fsck --sources`` re-reads exactly these ranges. Computed from the
+    memory map the unit has just read, so the bytes are in the page cache.
+    """
+    import zlib
+
+    import numpy as np
+
+    out = []
+    first = 0
+    for pf in seq.files:
+        lo_f, hi_f = max(start - first, 0), min(stop - first, pf.n_frames)
+        first += pf.n_frames
+        if hi_f <= lo_f:
+            continue
+        lo = pf.frame_offset(lo_f)
+        hi = int(pf.image_offsets(np.array([hi_f - 1]))[0]) + pf.product.image_bytes
+        buf, crc = pf.buffer, 0
+        for pos in range(lo, hi, _CHECKSUM_BLOCK):
+            end = min(pos + _CHECKSUM_BLOCK, hi)
+            crc = zlib.crc32(buf[pos:end], crc)
+            pf.release_pages(pos, end)
+        out.append({"path": str(Path(pf.path).resolve()), "offset": lo, "length": hi - lo,
+                    "crc32": crc, "frames": [lo_f, hi_f]})
+    return out
 
 
 def _run_unit(task: UnitTask) -> UnitResult:
@@ -220,6 +262,7 @@ def _run_unit(task: UnitTask) -> UnitResult:
             skip = max(0, task.row_start - fb.start)
             if skip < b.num_rows:
                 parts.append(b.slice(skip))
+    sources = source_checksums(seq, task.row_start, task.stop)
     seq.close()
     table = pa.Table.from_batches(parts) if parts else None
     if table is None or table.num_rows == 0:
@@ -247,7 +290,8 @@ def _run_unit(task: UnitTask) -> UnitResult:
     _fault("parquet_staged")
     ts = table.column(S.UNIX_T_NS)
     return UnitResult(
-        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py()
+        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py(),
+        sources,
     )
 
 
@@ -288,13 +332,18 @@ class IngestResult:
     bytes_read: int = 0
     seconds: float = 0.0
     files_added: int = 0
+    runs_checked: int = 0
+    unchanged_version: int | None = None  # the lake's version when nothing was committed
 
     @property
     def mb_per_s(self) -> float:
         return self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
-        v = "no new data" if self.version is None else f"version {self.version}"
+        if self.version is None:
+            at = "" if self.unchanged_version is None else f" at version {self.unchanged_version}"
+            return f"no new data in {self.runs_checked} run(s); the lake is unchanged{at}"
+        v = f"version {self.version}"
         return (
             f"ingested {self.runs} run(s), {self.streams} stream(s), {self.frames:,} frames, "
             f"{self.bytes_read / 1e6:,.1f} MB in {self.seconds:.2f} s "
@@ -316,10 +365,52 @@ class _StreamPlan:
     file_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Lake:
-    """A pfflake lake at ``path`` (created on first ingest)."""
+def is_lake(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` holds a pfflake lake (its commit log directory exists)."""
+    return (Path(path) / LOG_DIR).is_dir()
 
-    def __init__(self, path: str | os.PathLike[str], **zarr_layout: Any) -> None:
+
+def check_lake_target(path: str | os.PathLike[str]) -> None:
+    """Refuse to create a lake where one does not belong.
+
+    A lake may be created in a missing or empty directory; an existing lake is
+    reused. A run directory (it holds ``.pff`` files) or any other non-empty
+    directory is refused with :class:`LakeError`, so a mistyped ``--lake`` never
+    scatters lake files among raw data.
+    """
+    root = Path(path)
+    if is_lake(root):
+        return
+    if root.exists() and not root.is_dir():
+        raise LakeError(f"{root}: is a file, not a lake directory")
+    if not root.is_dir():
+        return
+    entries = sorted(p.name for p in root.iterdir())
+    if not entries:
+        return
+    if any(name.endswith(".pff") for name in entries):
+        raise LakeError(
+            f"{root}: is a run directory (it holds .pff files), not a lake; "
+            "give --lake a new or empty directory"
+        )
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise LakeError(
+        f"{root}: not empty and not a pfflake lake (holds {shown}); "
+        "give --lake a new or empty directory, or an existing lake"
+    )
+
+
+class Lake:
+    """A pfflake lake at ``path``.
+
+    Reading a path that holds no lake raises :class:`LakeError` (a typo must not
+    read as an empty lake). :meth:`ingest` creates the lake in a missing or
+    empty directory; ``create=True`` creates it now (an empty lake at version 0).
+    Neither ever creates one inside a run directory or a non-empty foreign one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False,
+                 **zarr_layout: Any) -> None:
         """``zarr_layout``: :func:`pfflake.zarr.create_store` options for new stores
         (``time_chunk``, ``ts_chunk``, ``shard_factor``, ``image_shard``, ``codec``,
         ``level``); given, they replace :func:`lake_zarr_layout` entirely. Stores
@@ -328,15 +419,31 @@ class Lake:
         self.zarr_layout = zarr_layout
         self._con = None
         self._con_version: int | None = None
+        if create:
+            self._create()
+
+    def _create(self) -> None:
+        check_lake_target(self.root)
+        (self.root / LOG_DIR).mkdir(parents=True, exist_ok=True)
+
+    def _require(self) -> None:
+        if not is_lake(self.root):
+            what = "no such directory" if not self.root.exists() else "no pfflake lake here"
+            raise LakeError(
+                f"{self.root}: {what} (a lake has a {LOG_DIR}/ directory; "
+                f"build one with `pfflake ingest RUN --lake {self.root}`)"
+            )
 
     # -- reading --------------------------------------------------------------
 
     def snapshot(self, as_of: int | None = None) -> Snapshot:
         """The committed state (latest, or ``as_of`` a version)."""
+        self._require()
         return load_snapshot(self.root, as_of)
 
     @property
     def version(self) -> int:
+        self._require()
         versions = log_versions(self.root)
         return versions[-1] if versions else 0
 
@@ -380,7 +487,14 @@ class Lake:
 
         return scan(self, name)
 
-    def images(self, result, *, as_xarray: bool = False, calibrated: bool = False):
+    def images(
+        self,
+        result,
+        *,
+        as_xarray: bool = False,
+        data_product: str | None = None,
+        calibrated: bool = False,
+    ):
         """Images of the frames in a query result, in its row order (see :func:`query.images`).
 
         ``calibrated=True``: ``(raw - pedestal) / gain`` as float32, from the committed
@@ -393,7 +507,7 @@ class Lake:
             return calibrated_images(self, result)
         from .query import images
 
-        return images(self, result, as_xarray=as_xarray)
+        return images(self, result, as_xarray=as_xarray, data_product=data_product)
 
     def images_at(self, module: int, unix_t_ns, tolerance_ns: int, **kw):
         """Frames of ``module`` nearest to the given times, within ``tolerance_ns``."""
@@ -503,6 +617,8 @@ class Lake:
         """
         t0 = time.perf_counter()
         run_dirs = [Path(p) for p in run_dirs]
+        for run_dir in run_dirs:  # before anything is created
+            _check_run_dir(run_dir, self.root)
         for attempt in range(max_retries + 1):
             try:
                 result = self._ingest_once(run_dirs, workers, strict, threshold, progress,
@@ -524,7 +640,7 @@ class Lake:
                      client=None) -> IngestResult:
         from .run import PanosetiRun
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._create()
         snap = self.snapshot()
         txn = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
         staging = self.root / STAGING / txn
@@ -536,19 +652,25 @@ class Lake:
         try:
             plans: list[_StreamPlan] = []
             runs: list[tuple[Any, Path]] = []
+            self._thresholds, self._run_ids = {}, {}
             for run_dir in run_dirs:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", PFFWarning)
                     run = PanosetiRun(run_dir, strict=strict)
                 runs.append((run, run_dir))
+                name = run.run_dir.name
+                self._run_ids[name] = checked_identity(run, run_dir, snap)
+                self._thresholds[name] = run_threshold(name, threshold, snap)
                 plans += self._plan_run(run, snap)
-            tasks = self._make_tasks(plans, staging, strict, threshold, workers)
+            tasks = self._make_tasks(plans, staging, strict, self._thresholds, workers)
             _fault("planned")
             unit_results = self._execute(tasks, workers, progress, client)
             _fault("units_written")
             body = self._commit_body(snap, runs, plans, unit_results, staging, txn)
             _fault("staged")
+            result.runs_checked = len(runs)
             if not body["add"] and not body["streams"]:
+                result.unchanged_version = snap.version
                 return result
             self._publish_files(staging, body["add"])
             _fault("published_files")
@@ -617,7 +739,7 @@ class Lake:
         if len(seq) < state.frames:
             raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
 
-    def _make_tasks(self, plans, staging, strict, threshold, workers) -> list[UnitTask]:
+    def _make_tasks(self, plans, staging, strict, thresholds, workers) -> list[UnitTask]:
         from .zarr import write_unit
 
         tasks = []
@@ -654,7 +776,7 @@ class Lake:
                         stop=stop,
                         store=str(p.store),
                         staging_file=str(staging / rel),
-                        threshold=threshold,
+                        threshold=thresholds[p.run],
                         zarr_workers=1,
                     )
                 )
@@ -707,6 +829,7 @@ class Lake:
                     "last_frame": r.task.stop - 1,
                     "min_unix_t_ns": r.min_unix_t_ns,
                     "max_unix_t_ns": r.max_unix_t_ns,
+                    "sources": r.sources,
                 }
             )
         streams = []
@@ -737,7 +860,8 @@ class Lake:
             name = run.run_dir.name
             if name not in snap.runs:
                 new_runs.append(name)
-                run_rows.append(_run_row(run, run_dir, version))
+                run_rows.append(_run_row(run, run_dir, version, self._run_ids[name],
+                                         self._thresholds[name]))
             hk = _new_hk(run, snap.hk_records.get(name, 0))
             if hk is not None and hk.num_rows:
                 hk_tables.append(hk)
@@ -761,6 +885,8 @@ class Lake:
             "streams": streams,
             "runs": new_runs,
             "hk_records": hk_counts,
+            "thresholds": {r: self._thresholds[r] for r in new_runs},
+            "run_ids": {r: self._run_ids[r] for r in new_runs},
         }
 
     def _publish_files(self, staging: Path, entries: list[dict[str, Any]]) -> None:
@@ -777,13 +903,26 @@ class Lake:
 
     # -- checking ---------------------------------------------------------------
 
-    def fsck(self, repair: bool = False):
+    def fsck(self, repair: bool = False, sources: bool = False):
         """Check committed files against the log; find (and with ``repair`` remove)
         uncommitted leftovers: staged files, unreferenced data files, Zarr frames
-        beyond the committed count."""
+        beyond the committed count. ``sources``: also re-read every ingested byte
+        range of the source PFF files and compare its CRC-32 (see :mod:`pfflake.fsck`)."""
         from .fsck import fsck
 
-        return fsck(self, repair=repair)
+        return fsck(self, repair=repair, sources=sources)
+
+
+def _check_run_dir(run_dir: Path, lake_root: Path) -> None:
+    """Refuse what is no run directory: missing, a lake, or holding no PFF data file."""
+    if not run_dir.is_dir():
+        raise LakeError(f"{run_dir}: run directory not found")
+    if is_lake(run_dir):
+        raise LakeError(f"{run_dir}: is a pfflake lake, not a run directory")
+    if not any(p.name != HK_FILE_NAME for p in run_dir.glob("*.pff")):
+        raise LakeError(
+            f"{run_dir}: no PFF data files (*.pff) here; is it a run directory?"
+        )
 
 
 def lake_zarr_layout(product) -> dict[str, int]:
@@ -807,7 +946,8 @@ def _io_error(lake: Lake, e: OSError) -> LakeError:
     where = e.filename or lake.root
     cause = e.strerror or str(e)
     return LakeError(
-        f"{where}: {cause}; ingest stopped, the lake is still at version {lake.version}"
+        f"{where}: {cause}; ingest stopped, the lake is still at version "
+        f"{lake.version if is_lake(lake.root) else 0}"
     )
 
 
@@ -918,7 +1058,10 @@ def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[st
     }
 
 
-def _run_row(run, run_dir: Path, version: int) -> dict[str, Any]:
+def _run_row(run, run_dir: Path, version: int, ident: dict[str, str],
+             threshold: float | None) -> dict[str, Any]:
+    from datetime import datetime
+
     from .models import redact
 
     rn = parse_run_name(run.run_dir)
@@ -934,14 +1077,15 @@ def _run_row(run, run_dir: Path, version: int) -> dict[str, Any]:
     complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
     return {
         S.RUN: run.run_dir.name,
-        "observatory": rn.observatory,
-        "start": rn.start,
+        "observatory": ident["observatory"],
+        "start": datetime.strptime(ident["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
         "run_type": rn.run_type,
         "source_path": str(Path(run_dir).resolve()),
         "complete": complete,
         "configs": json.dumps(redact(raw), sort_keys=True),
         "sw_info": json.dumps(redact(sw), sort_keys=True) if sw is not None else None,
         "version": version,
+        "pixels_above_threshold": threshold,
     }
 
 
@@ -1007,4 +1151,5 @@ def _progress(enabled: bool | None, total: int) -> Callable[[int | None], None]:
     return update
 
 
-__all__ = ["IngestResult", "Lake", "LakeError", "resize_store", "safe_name"]
+__all__ = ["IngestResult", "Lake", "LakeError", "check_lake_target", "is_lake", "resize_store",
+           "safe_name"]

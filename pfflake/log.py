@@ -66,6 +66,12 @@ class Snapshot:
     streams: dict[tuple[str, str], StreamState] = field(default_factory=dict)
     hk_records: dict[str, int] = field(default_factory=dict)  # run -> hk records ingested
     runs: set[str] = field(default_factory=set)
+    #: run -> the pixels_above threshold its frames were ingested with (None: not computed);
+    #: runs ingested before thresholds were recorded are absent
+    thresholds: dict[str, float | None] = field(default_factory=dict)
+    #: run -> its identity {"observatory", "start" (ISO UTC), "source_path"}; runs ingested
+    #: before identities were recorded are absent
+    run_ids: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def table_files(self, table: str) -> list[dict[str, Any]]:
         return self.files.get(table, [])
@@ -120,6 +126,8 @@ def apply_commit(snap: Snapshot, commit: dict[str, Any]) -> None:
     for run, count in commit.get("hk_records", {}).items():
         snap.hk_records[run] = count
     snap.runs.update(commit.get("runs", []))
+    snap.thresholds.update(commit.get("thresholds", {}))
+    snap.run_ids.update(commit.get("run_ids", {}))
     snap.version = commit["version"]
 
 

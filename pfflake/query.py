@@ -579,7 +579,8 @@ def _gather(
 # -- images ------------------------------------------------------------------------
 
 
-def images(lake: Lake, result: Any, *, as_xarray: bool = False):
+def images(lake: Lake, result: Any, *, as_xarray: bool = False,
+           data_product: str | None = None):
     """Images of the frames in a query result, in its row order (duplicates repeat).
 
     ``result``: a DuckDB relation, Polars DataFrame/LazyFrame, pandas DataFrame
@@ -589,18 +590,28 @@ def images(lake: Lake, result: Any, *, as_xarray: bool = False):
     a row that matches none or several raises. A DuckDB relation is run again here, so
     give it an ORDER BY if its order matters. One data product per call.
 
-    Returns a new ``(N, H, W)`` array of the product's pixel dtype (an empty
-    result: shape ``(0, 0, 0)``); with ``as_xarray`` an ``xarray.DataArray``
-    over ``(time, y, x)`` with ``time`` (datetime64[ns], UTC, from the store's
-    ``unix_t_ns``), ``run``, ``module`` and ``frame`` coordinates.
+    Returns a new ``(N, H, W)`` array of the product's pixel dtype. An empty
+    result has shape ``(0, H, W)`` and the dtype of ``data_product`` (or of the
+    lake's only data product; ``(0, 0, 0)`` uint16 when neither tells); with
+    ``as_xarray`` an ``xarray.DataArray`` over ``(time, y, x)`` with ``time``
+    (datetime64[ns], UTC, from the store's ``unix_t_ns``), ``run``, ``module``
+    and ``frame`` coordinates.
     Raises :class:`FrameNotFoundError` for frames the log does not count.
     """
     snap = lake.snapshot()
     keys = _frame_keys(lake, snap, result)
     product_name, requests = _locate(lake, snap, keys)
     if product_name is None:
-        return np.empty((0, 0, 0), dtype=np.uint16)
+        products = {st.data_product for st in snap.streams.values()}
+        if data_product is None and len(products) == 1:
+            data_product = products.pop()
+        if data_product is None:
+            return np.empty((0, 0, 0), dtype=np.uint16)
+        empty = get_product(data_product)
+        return np.empty((0, *empty.image_shape), dtype=empty.dtype)
     product = get_product(product_name)
+    if data_product is not None and get_product(data_product).name != product.name:
+        raise QueryError(f"result holds {product.name} frames, not {data_product}")
     out = np.empty((keys.height, *product.image_shape), dtype=product.dtype)
     _gather(requests, "images", out)
     if not as_xarray:
@@ -771,7 +782,10 @@ def frames_with_hk(
     * a device name (``"WPS"``, ``"GPSPRIM"``, ``"QUABO_1016"``): that device for every frame;
     * a mapping ``{module: device}``: per module; frames of other modules get nulls.
 
-    Returns a lazy DuckDB relation on the lake's connection (unordered).
+    Returns a lazy DuckDB relation on the lake's connection (unordered). A run
+    whose frames get no reading of a field at all (hk and frames do not overlap
+    in time, or the run has no such readings) raises an :class:`HKCoverageWarning`
+    naming the run, the field and both time spans.
     """
     fields = [fields] if isinstance(fields, str) else list(fields)
     if not fields:
@@ -787,9 +801,56 @@ def frames_with_hk(
             f"{h}.value AS {_ident(field)}",
             f"{h}.unix_t_ns AS {_ident(field + '_unix_t_ns')}",
         ]
+    _warn_hk_coverage(lake, ctes, fields, by_module=devices is None or
+                      not isinstance(devices, str))
     return lake.sql(
         f"WITH {', '.join(ctes)} SELECT f.*, {', '.join(columns)} FROM f {' '.join(joins)}"
     )
+
+
+class HKCoverageWarning(UserWarning):
+    """Frames of a run got no housekeeping reading: hk and frames do not overlap in time."""
+
+
+def _warn_hk_coverage(lake: Lake, ctes: list[str], fields: list[str], by_module: bool) -> None:
+    """Warn, per run (and module) and field, when no frame has a reading at or before it.
+
+    One aggregate query over the frames and the field's readings: cheap next to
+    the join, and it turns a silent all-NULL column into a sentence naming the
+    run, the field and both time spans.
+    """
+    import warnings
+
+    keys = "run, module" if by_module else "run"
+    for i, field in enumerate(fields):
+        rows = lake.sql(
+            f"WITH {ctes[0]}, {ctes[i + 1]}, "
+            f"fr AS (SELECT {keys}, min(unix_t_ns) AS lo, max(unix_t_ns) AS hi "
+            f"FROM f GROUP BY ALL), "
+            f"hr AS (SELECT {keys}, count(*) AS n, min(unix_t_ns) AS lo, max(unix_t_ns) AS hi "
+            f"FROM h{i} GROUP BY ALL) "
+            f"SELECT fr.run, {'fr.module' if by_module else 'NULL'}, fr.lo, fr.hi, hr.n, hr.lo, "
+            f"hr.hi FROM fr LEFT JOIN hr USING ({keys}) "
+            "WHERE hr.n IS NULL OR hr.lo > fr.hi ORDER BY ALL"
+        ).fetchall()
+        for run, module, f_lo, f_hi, n_hk, h_lo, h_hi in rows:
+            who = f"run {run}" + (f" module {module}" if module is not None else "")
+            why = (f"no {field} readings" if not n_hk
+                   else f"{field} readings only from {_utc(h_lo)} to {_utc(h_hi)}")
+            warnings.warn(
+                f"frames_with_hk: {who}: {why}, frames from {_utc(f_lo)} to {_utc(f_hi)}; "
+                f"its {field} column is all NULL (hk and frames do not overlap)",
+                HKCoverageWarning,
+                stacklevel=4,  # the caller of Lake.frames_with_hk
+            )
+
+
+def _utc(ns: int | None) -> str:
+    from datetime import UTC, datetime
+
+    if ns is None:
+        return "?"
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _COINCIDENCE_COLUMNS = (

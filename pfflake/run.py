@@ -23,6 +23,14 @@ from .sequence import PFFSequence, SequenceInfo, sequence_info
 logger = logging.getLogger(__name__)
 
 
+class EmptyProductError(PFFError, KeyError):
+    """A stream's files hold no whole frame (empty, cut short inside frame 0, not PFF data).
+
+    Also a ``KeyError``, which :meth:`PanosetiRun.get_product` raised before."""
+
+    __str__ = Exception.__str__
+
+
 @dataclass
 class RunInfo:
     """Summary of a run directory; built without raising."""
@@ -55,6 +63,8 @@ class PanosetiRun:
         self.run_name = parse_run_name(self.run_dir)
         self.products: dict[str, PFFSequence] = {}
         self.skipped_files: dict[str, str] = {}
+        #: streams whose files hold no whole frame -> why (listed by info(), 0 frames)
+        self.empty_products: dict[str, str] = {}
         self._streams: dict[str, list[Path]] = {}
         self._configs: dict[str, Any] | None = None
         self._metadata: dict[str, list[dict[str, Any]]] | None = None
@@ -75,6 +85,7 @@ class PanosetiRun:
             self._streams.setdefault(name.stream, []).append(path)
         for stream, paths in self._streams.items():
             if all(p.stat().st_size == 0 for p in paths):
+                self.empty_products[stream] = f"file {paths[0]}: empty file (0 bytes)"
                 continue
             try:
                 seq = PFFSequence(paths, strict=self.strict)
@@ -86,6 +97,12 @@ class PanosetiRun:
                 continue
             if len(seq):
                 self.products[stream] = seq
+            else:
+                from .file import no_frames_reason
+
+                why = [f"file {f.path}: {no_frames_reason(f)}" for f in seq.info().files]
+                self.empty_products[stream] = "; ".join(why) or "no frames"
+                seq.close()
 
     # -- products ---------------------------------------------------------------
 
@@ -94,6 +111,11 @@ class PanosetiRun:
         return sorted(self.products)
 
     def get_product(self, product_name: str) -> PFFSequence:
+        if product_name in self.empty_products:
+            raise EmptyProductError(
+                f"stream {product_name} holds no frames: {self.empty_products[product_name]}",
+                path=self.run_dir,
+            )
         if product_name not in self.products:
             raise KeyError(f"Product '{product_name}' not found. Available: {self.list_products()}")
         return self.products[product_name]

@@ -1,9 +1,22 @@
 from __future__ import annotations
 
+import compileall
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+
+# pyproject.toml no longer sets uv's compile-bytecode (uv then recompiled the whole
+# environment on every `uv run`). Let this process cache the .pyc files of what it
+# imports even where PYTHONDONTWRITEBYTECODE is set: the CLI and worker subprocesses
+# the tests start then read them instead of recompiling pyarrow, zarr and pydantic
+# (~2 s per process). Subprocesses keep the environment as it is, so one that runs
+# under a file-size limit (tests/reliability) cannot leave a truncated .pyc behind.
+sys.dont_write_bytecode = False
+# pfflake's own modules (an editable install: uv never compiles them) are compiled
+# here, before any test starts a subprocess that might import one first.
+compileall.compile_dir(Path(__file__).parent.parent / "pfflake", quiet=1)
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE_RUN = DATA / "example-data"

@@ -261,7 +261,7 @@ def test_to_dask_other_tables_and_columns(dist_lake):
 
 
 def test_to_dask_reads_its_snapshot_and_images_clip_to_committed(sim, tmp_path):
-    lake = Lake(tmp_path / "lake", **LAYOUT)
+    lake = Lake(tmp_path / "lake", create=True, **LAYOUT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PFFWarning)
         a = simulate_run(tmp_path / "a", n_frames=300, start=datetime(2024, 7, 3, tzinfo=UTC))

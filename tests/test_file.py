@@ -138,3 +138,65 @@ def test_damaged_key_name_in_frame_0(tmp_copy):
     seq = PFFSequence([path], strict=False)
     assert len(seq) == 1499
     np.testing.assert_array_equal(seq.read_images_range(), naive_read(PH256_FILE).images[1:])
+
+
+def _corrupt(path, frame: int, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` (same length) inside one frame's header of a real img16 file."""
+    data = bytearray(path.read_bytes())
+    fs = 2540
+    at = data.index(old, frame * fs)
+    assert at < frame * fs + 400 and len(old) == len(new)
+    data[at : at + len(old)] = new
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(b'"pkt_num"', b'"pkt_nuX"'),  # a key name
+     (b'"pkt_tai":', b'"pkt_tai";')],  # a delimiter
+    ids=["key_name", "delimiter"],
+)
+def test_strict_and_lenient_agree_on_a_damaged_header(tmp_copy, old, new):
+    """Frame 5 is not among the frames a strict open samples: strict reads of its header
+    must still refuse it, exactly where lenient, info() and get_frame call it damaged."""
+    path = tmp_copy(IMG16_FILE)
+    _corrupt(path, 5, old, new)
+    lenient = PFFSequence([path], strict=False)
+    assert len(lenient) == 399 and [d.frame for d in lenient.files[0].damage] == [5]
+    assert file_info(path, get_product("img16")).damage[0].frame == 5
+    strict = PFFSequence([path])
+    with pytest.raises(CorruptHeaderError, match="frame 5"):
+        strict.get_frame(5)
+    with pytest.raises(CorruptHeaderError, match="frame 5"):
+        strict.get_metadata_arrays(["quabo_0.pkt_num"])
+    with pytest.raises(CorruptHeaderError, match="frame 5"):
+        strict.timestamps()
+    # frames before the damage still read in strict mode
+    assert strict.get_frame(4)[0]["quabo_0"]["pkt_num"] == naive_read(IMG16_FILE).headers[4][
+        "quabo_0"]["pkt_num"]
+
+
+def test_tiny_random_and_empty_files_say_why(tmp_path):
+    from pfflake import PanosetiRun
+    from pfflake.run import EmptyProductError
+
+    (tmp_path / IMG16_FILE.name).write_bytes(IMG16_FILE.read_bytes()[:300])
+    rnd = IMG16_FILE.name.replace("module_1", "module_2")
+    (tmp_path / rnd).write_bytes(np.random.default_rng(1).bytes(4000))
+    (tmp_path / IMG16_FILE.name.replace("module_1", "module_3")).write_bytes(b"")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        run = PanosetiRun(tmp_path, strict=False)
+        info = run.info()
+    assert [p.frames for p in info.products] == [0, 0, 0]
+    reasons = {p.name.split("Z.", 1)[-1]: file_info(p.files[0].path, get_product("img16")).error
+               for p in info.products if p.files}
+    assert "holds no whole frame: 300 bytes" in reasons["dp_img16.bpp_2.module_1"]
+    assert reasons["dp_img16.bpp_2.module_2"].startswith("not a PFF file")
+    for stream, why in [("dp_img16.bpp_2.module_1", "no whole frame"),
+                        ("dp_img16.bpp_2.module_2", "not a PFF file"),
+                        ("dp_img16.bpp_2.module_3", "empty file")]:
+        with pytest.raises(EmptyProductError, match=why) as err:
+            run.get_product(stream)
+        assert isinstance(err.value, KeyError) and isinstance(err.value, PFFError)
+        assert str(tmp_path) in str(err.value)

@@ -52,8 +52,22 @@ def naive_rows(path):
                 value = float(text) if text.strip() else None
             except ValueError:
                 value = None
+            if RENAMED.get(name, name) == "DET_TEMP" and text == "511.75":
+                value = None  # raw 2047: the quabo's "no reading", not 511.75 deg C
             rows.append((t_ns, device, RENAMED.get(name, name), value, text))
     return rows
+
+
+def test_det_temp_sentinel_is_no_reading_on_the_real_sample():
+    """legacy-run's hk.pff holds DET_TEMP 511.75 (raw 2047): a null value, text kept;
+    every real temperature stays, and pypff's read_hk arrays are unchanged."""
+    rows = quiet_table(LEGACY_RUN / "hk.pff").to_pylist()
+    det = [r for r in rows if r["field"] == "DET_TEMP"]
+    sentinel = [r for r in det if r["text"] == "511.75"]
+    assert sentinel and all(r["value"] is None for r in sentinel)
+    real = [r["value"] for r in det if r["text"] != "511.75"]
+    assert real and all(30 < v < 60 for v in real)
+    assert 511.75 in read_hk(LEGACY_RUN / "hk.pff")["QUABO_1018"]["DET_TEMP"]
 
 
 @pytest.mark.parametrize("path", HK_FILES, ids=lambda p: p.parent.name)

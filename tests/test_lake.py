@@ -248,3 +248,111 @@ def test_fsck_finds_stray_and_missing_files(sim, tmp_path):
     assert not report.ok and any("missing committed file" in e for e in report.errors)
     log = sorted((target / "_pfflake_log").glob("*.json"))
     assert json.loads(log[-1].read_text())["version"] == 1
+
+
+# -- the real samples as a scientist meets them (issue 11) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    lake = Lake(tmp_path_factory.mktemp("real") / "lake")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        lake.ingest([EXAMPLE_RUN, LEGACY_RUN], workers=1, threshold=1000)
+    return lake
+
+
+def test_triggered_products_report_no_dropped_frames(real):
+    """example-data's ph256 stream is triggered: its random intervals are not gaps."""
+    ph = next(EXAMPLE_RUN.glob("*dp_ph256*.pff"))
+    truth = naive_read(ph)
+    dt = np.diff([naive_unix_t_ns(naive_flat(h), "ph256")[0] for h in truth.headers])
+    assert (dt > 1.5 * np.median(dt)).sum() > 100  # a fixed-rate reading sees hundreds of gaps
+    rate = real.sql("SELECT * FROM module_rate WHERE data_product = 'ph256' "
+                    "AND run = 'example-data'").pl().row(0, named=True)
+    assert rate["triggered"] and rate["gaps"] is None and rate["dropped_frames_est"] is None
+    assert rate["frame_rate_hz"] == pytest.approx(len(dt) * 1e9 / dt.sum())
+    examples = Path(__file__).parent.parent / "sql" / "examples"
+    dropped = real.sql((examples / "dropped_frames.sql").read_text()).fetchall()
+    assert dropped == []
+    assert real.sql("SELECT count(*) FROM frame_gaps WHERE data_product = 'ph256'"
+                    ).fetchall() == [(0,)]
+
+
+def test_run_quality_uses_host_clock_when_every_frame_is_desynced(real):
+    rows = {r["run"]: r for r in real.sql("SELECT * FROM run_quality WHERE data_product = "
+                                          "'ph256'").pl().iter_rows(named=True)}
+    legacy = rows["legacy-run"]
+    assert legacy["clock_desync_frames"] == legacy["frames"] == 207
+    truth = naive_read(next(LEGACY_RUN.glob("start_*.pff"))).headers
+    ts = [naive_unix_t_ns(naive_flat(h), "ph256")[0] for h in truth]
+    assert legacy["time_source"] == "host"
+    assert legacy["duration_s"] == pytest.approx((max(ts) - min(ts)) / 1e9)
+    assert legacy["frame_rate_hz"] == pytest.approx(206 * 1e9 / (max(ts) - min(ts)))
+    assert rows["example-data"]["time_source"] == "wr"
+
+
+def test_frames_with_hk_warns_when_hk_and_frames_do_not_overlap(real):
+    from pfflake.query import HKCoverageWarning
+
+    with pytest.warns(HKCoverageWarning) as caught:
+        got = real.frames_with_hk(["DET_TEMP"]).aggregate("count(*), count(DET_TEMP)").fetchall()
+    text = [str(w.message) for w in caught]
+    assert any("run legacy-run module 254: DET_TEMP readings only from 2025-08-12" in t
+               for t in text), text
+    assert any("run example-data module 1: no DET_TEMP readings" in t for t in text), text
+    assert got[0][0] == 2107
+
+
+def test_threshold_is_recorded_and_kept(real, tmp_path):
+    from pfflake.lake import LakeError
+
+    got = dict(real.sql("SELECT run, pixels_above_threshold FROM runs").fetchall())
+    assert got == {"example-data": 1000.0, "legacy-run": 1000.0}
+    truth = naive_read(next(EXAMPLE_RUN.glob("*img16*.pff"))).images
+    above = real.sql("SELECT pixels_above FROM frames WHERE module = 1 ORDER BY frame"
+                     ).fetchnumpy()["pixels_above"]
+    assert above.tolist() == (truth.reshape(400, -1) > 1000).sum(axis=1).tolist()
+    assert real.snapshot().thresholds == {"example-data": 1000.0, "legacy-run": 1000.0}
+    with pytest.raises(LakeError, match=r"ingested with threshold 1000\.0"):
+        real.ingest([EXAMPLE_RUN], workers=1, threshold=5)
+
+
+def test_runs_are_identified_by_observatory_and_start(real, tmp_path):
+    from pfflake.lake import LakeError
+
+    got = real.sql("SELECT run, observatory, strftime(start, '%Y-%m-%dT%H:%M:%S') "
+                   "FROM runs ORDER BY run").fetchall()
+    assert got == [("example-data", "UCB_lab", "2023-06-08T04:30:29"),
+                   ("legacy-run", "Palomar", "2025-08-02T04:31:52")]
+    other_night = tmp_path / "nights" / "example-data"  # same directory name, another run
+    shutil.copytree(LEGACY_RUN, other_night)
+    with pytest.raises(LakeError, match="already holds a different run named 'example-data'"):
+        real.ingest([other_night], workers=1)
+    moved = tmp_path / "moved" / "example-data"  # the same run, moved: still the same run
+    shutil.copytree(EXAMPLE_RUN, moved)
+    assert real.ingest([moved], workers=1).version is None
+    anonymous = tmp_path / "anonymous"
+    anonymous.mkdir()
+    shutil.copyfile(IMG16_NAMELESS := next(EXAMPLE_RUN.glob("*img16*.pff")),
+                    anonymous / IMG16_NAMELESS.name)
+    with pytest.raises(LakeError, match="cannot tell which run this is"):
+        Lake(tmp_path / "l2").ingest([anonymous], workers=1)
+
+
+def test_lake_path_rules(tmp_path):
+    from pfflake.lake import LakeError
+
+    with pytest.raises(LakeError, match="no such directory"):
+        Lake(tmp_path / "typo").sql("SELECT 1")
+    with pytest.raises(LakeError, match="no pfflake lake here"):
+        Lake(tmp_path).snapshot()
+    with pytest.raises(LakeError, match="is a run directory"):
+        Lake(EXAMPLE_RUN, create=True)
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(LakeError, match="not empty and not a pfflake lake"):
+        Lake(tmp_path).ingest([LEGACY_RUN], workers=1)
+    empty = Lake(tmp_path / "new", create=True)
+    assert empty.version == 0 and empty.sql("SELECT count(*) FROM frames").fetchall() == [(0,)]
+    Lake(tmp_path / "never")  # constructing alone creates nothing
+    assert not (tmp_path / "never").exists()

@@ -250,7 +250,7 @@ def test_scan_runs_and_files_latest_like_sql(tmp_path):
 
 
 def test_empty_lake_answers_every_view_and_scan(tmp_path):
-    lake = Lake(tmp_path / "empty")
+    lake = Lake(tmp_path / "empty", create=True)
     views = ["frames", "runs", "files", "hk", "runs_all", "files_all"]
     views += [p.stem for p in Q.views_dir().glob("*.sql")]
     assert {"run_quality", "module_rate", "frame_gaps"} <= set(views)
@@ -309,6 +309,12 @@ def test_module_rate_and_frame_gaps_views(sample):
         long = dt[dt > 1.5 * median]
         row = rates[key]
         assert row["median_interval_ns"] == median
+        triggered = key[1] in ("ph256", "ph1024")
+        assert row["triggered"] == triggered
+        if triggered:  # no nominal period: mean trigger rate, gaps not applicable
+            assert row["frame_rate_hz"] == pytest.approx(len(dt) * 1e9 / dt.sum())
+            assert row["gaps"] is None and row["dropped_frames_est"] is None
+            continue
         assert row["frame_rate_hz"] == pytest.approx(1e9 / median)
         assert row["gaps"] == len(long)
         assert row["dropped_frames_est"] == int(np.sum(np.round(long / median) - 1))
@@ -567,11 +573,12 @@ def test_frames_with_hk_devices_and_where(sample):
         rows = got.filter(pl.col("module") == module, pl.col("run") == run).sort("frame")
         values, _ = naive_asof(sample.hk[run], "QUABO_9", "HVMON2", s.unix_t_ns)
         assert rows["HVMON2"].to_list() == values
-    mapped = lake.frames_with_hk(
-        "DET_TEMP",
-        devices={1: "QUABO_7", 2: "QUABO_8"},
-        where="data_product = 'img16' AND run = " + Q._lit(run),
-    ).pl()
+    with pytest.warns(Q.HKCoverageWarning, match="module 3: no DET_TEMP readings"):
+        mapped = lake.frames_with_hk(  # module 3 is not in the mapping: all NULL, said so
+            "DET_TEMP",
+            devices={1: "QUABO_7", 2: "QUABO_8"},
+            where="data_product = 'img16' AND run = " + Q._lit(run),
+        ).pl()
     for module, device in ((1, "QUABO_7"), (2, "QUABO_8")):
         s = sample.stream("img16", module)
         rows = mapped.filter(pl.col("module") == module).sort("frame")

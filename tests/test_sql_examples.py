@@ -138,6 +138,8 @@ def check_clock_desync(sample, got):
 def check_dropped_frames(sample, got):
     expected = []
     for (run, product, module), s in sample.streams.items():
+        if product in ("ph256", "ph1024"):
+            continue  # triggered: no nominal period, so no "dropped frames"
         dt = naive_intervals(s)
         median = np.median(dt)
         long = dt[dt > 1.5 * median]
@@ -190,4 +192,4 @@ def test_example_answers_equal_truth(sample, name):
 
 @pytest.mark.parametrize("name", [p.stem for p in EXAMPLES])
 def test_example_runs_on_an_empty_lake(tmp_path, name):
-    assert run_example(Lake(tmp_path / "empty"), name).height == 0
+    assert run_example(Lake(tmp_path / "empty", create=True), name).height == 0
