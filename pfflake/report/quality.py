@@ -349,6 +349,9 @@ def damage_section(ctx: Context) -> Section:
         "FROM hk" + ctx.where("value IS NULL", "text IS NOT NULL",
                               "TRY_CAST(text AS DOUBLE) IS NOT NULL")
         + " GROUP BY ALL ORDER BY sentinel_readings DESC LIMIT 30")
+    if not ctx.runs:
+        s.empty = "no data: no run chosen"
+        return s
     sel, why = selection(ctx)
     cut_rows = sel.summary() if sel is not None else None
     labels, values = [], []
