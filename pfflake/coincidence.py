@@ -45,6 +45,7 @@ __all__ = [
     "coincidence_rate",
     "coincidence_rate_arrays",
     "find_groups",
+    "predicted_accidentals",
 ]
 
 GROUPS_SCHEMA = pa.schema(
@@ -209,6 +210,36 @@ def brute_force_groups(
     return [
         frozenset(c) for c in comps.values() if len({i for i, _ in c}) >= min_multiplicity
     ]
+
+
+def predicted_accidentals(
+    rates_hz: Sequence[float], window_ns: int, duration_ns: int
+) -> dict[int, float]:
+    """Expected number of purely accidental 2-fold and 3-fold groups (Poisson triggers).
+
+    For independent Poisson triggers at ``rates_hz`` (one per module) and
+    links within ``+-w``: a pair of modules i, j gives ``R_i R_j 2w`` pairs per
+    second, of which a fraction ``~ 1 - 2.5 w R_other - w (R_i + R_j)`` stays a
+    2-fold group (no third module within reach; two pairs sharing a frame are
+    one group). Three modules give ``R_i R_j R_k 6 w^2`` connected triples per
+    second (the area where at least two of the three links hold). First order
+    in ``R w``: a prediction for checking, not part of any computation.
+    """
+    w = int(window_ns) / 1e9
+    t = int(duration_ns) / 1e9
+    rates = [float(r) for r in rates_hz]
+    total = sum(rates)
+    n2 = 0.0
+    for a in range(len(rates)):
+        for b in range(a + 1, len(rates)):
+            s = rates[a] + rates[b]
+            n2 += rates[a] * rates[b] * 2 * w * (1 - 2.5 * w * (total - s) - w * s)
+    n3 = 0.0
+    for a in range(len(rates)):
+        for b in range(a + 1, len(rates)):
+            for c in range(b + 1, len(rates)):
+                n3 += rates[a] * rates[b] * rates[c] * 6 * w * w
+    return {2: n2 * t, 3: n3 * t}
 
 
 def coincidence_rate_arrays(
