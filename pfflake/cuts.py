@@ -307,10 +307,11 @@ def _not_tracking(
     frames: pa.Table, t: np.ndarray, cuts: Cuts, hk: pa.Table | None, notes: list[str]
 ) -> np.ndarray:
     cut = np.zeros(frames.num_rows, bool)
+    if hk is not None:
+        hk = hk.filter(pc.equal(hk.column("field"), "tracking"))
     if hk is None or hk.num_rows == 0:
-        notes.append("not_tracking: no housekeeping, nothing cut")
+        notes.append("not_tracking: no mount housekeeping (field 'tracking'), nothing cut")
         return cut
-    hk = hk.filter(pc.equal(hk.column("field"), "tracking"))
     runs = frames.column("run").to_numpy(zero_copy_only=False)
     mods = frames.column("module").to_numpy(zero_copy_only=False)
     hk_run = hk.column("run").to_numpy(zero_copy_only=False)
