@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,8 @@ GROUPS_SCHEMA = pa.schema(
         pa.field("span_ns", pa.int64()),
     ]
 )
+#: Frames per chunk of :func:`find_groups` (a chunk's arrays stay in cache).
+_CHUNK = 1 << 18
 #: Schema metadata key of a groups table's parameters (JSON).
 PARAMS_KEY = b"pfflake.coincidence_groups"
 
@@ -108,74 +110,158 @@ def find_groups(
     for a in arrays:
         if a.dtype.kind not in "iu":
             raise TypeError(f"times must be integer ns (int64), got {a.dtype}")
-    t_all = np.concatenate([a.astype(np.int64, copy=False) for a in arrays]) if arrays else (
-        np.empty(0, np.int64)
-    )
-    mod_all = np.concatenate(
-        [np.full(len(a), i, dtype=np.int32) for i, a in enumerate(arrays)]
-    ) if arrays else np.empty(0, np.int32)
-    n = len(t_all)
+    n_mod = len(arrays)
+    code = np.int8 if n_mod < 128 else np.int32  # small codes: less memory traffic
+    sorted_t, index_of, bases = [], [], []
+    base = 0
+    for a in arrays:
+        bases.append(base)
+        a = a.astype(np.int64, copy=False)
+        if len(a) > 1 and not bool((a[1:] >= a[:-1]).all()):
+            o = np.argsort(a, kind="stable")
+            sorted_t.append(a[o])
+            index_of.append(o + base)
+        else:
+            sorted_t.append(a)
+            index_of.append(None)  # identity: base + position
+        base += len(a)
+    n = base
     if n == 0:
         return _empty_groups()
-    # Stable (time, module, input order): lexsort sorts by the last key first.
-    order = np.lexsort((mod_all, t_all))
-    t = t_all[order]
-    m = mod_all[order]
+    # Work through time in chunks of about _CHUNK frames (cache-sized); a chunk ends at
+    # its last gap wider than the window (no group crosses one), the rest carries over.
+    step = max(1, _CHUNK // n_mod)
+    sample = np.sort(np.concatenate([t[step::step] for t in sorted_t]))[n_mod - 1::n_mod]
+    bounds = [*np.unique(sample).tolist(), None]
+    pos = [0] * n_mod
+    carry = (np.empty(0, np.int64), np.empty(0, code), np.empty(0, np.int64))
+    parts: list[Groups] = []
+    n_groups = 0
+    for bound in bounds:
+        ts, ms, gs = [carry[0]], [carry[1]], [carry[2]]
+        for i, t in enumerate(sorted_t):
+            end = len(t) if bound is None else int(np.searchsorted(t, bound, side="left"))
+            lo = pos[i]
+            if end > lo:
+                ts.append(t[lo:end])
+                ms.append(np.full(end - lo, i, dtype=code))
+                gs.append(index_of[i][lo:end] if index_of[i] is not None else
+                          np.arange(bases[i] + lo, bases[i] + end, dtype=np.int64))
+                pos[i] = end
+        t_c = np.concatenate(ts)
+        if len(t_c) == 0:
+            continue
+        # (time, module, input order): pieces are module-major, the sort stable
+        # (timsort merges the already sorted pieces).
+        order = np.argsort(t_c, kind="stable")
+        t_c, m_c, g_c = t_c[order], np.concatenate(ms)[order], np.concatenate(gs)[order]
+        cut = len(t_c)
+        if bound is not None:
+            wide = np.flatnonzero(t_c[1:] - t_c[:-1] > window_ns)
+            cut = int(wide[-1]) + 1 if len(wide) else 0
+        carry = (t_c[cut:], m_c[cut:], g_c[cut:])
+        if cut == 0:
+            continue
+        part = _groups_sorted(t_c[:cut], m_c[:cut], g_c[:cut], window_ns, min_multiplicity,
+                              n_mod)
+        if part.n_groups:
+            parts.append(replace(part, group_id=part.group_id + n_groups))
+            n_groups += part.n_groups
+    if not parts:
+        return _empty_groups()
+    return Groups(*[np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Groups)])
 
-    # Earliest frame of another module within the window before each frame.
-    lo = np.searchsorted(t, t - window_ns, side="left")
-    # End of the run of equal modules that starts at each position.
-    change = np.flatnonzero(m[1:] != m[:-1]) + 1  # first index of each new module run
-    run_end = np.empty(n, dtype=np.int64)
-    bounds = np.concatenate([change, [n]])
-    run_id = np.zeros(n, dtype=np.int64)
-    run_id[change] = 1
-    np.cumsum(run_id, out=run_id)
-    run_end[:] = bounds[run_id]
-    # If m[lo] differs from m[y], the earliest other-module frame is lo; else the first
-    # frame after lo's run (whose module then differs from m[lo] == m[y]).
-    lo_mod = m[lo]
-    earliest = np.where(lo_mod != m, lo, run_end[lo])
-    linked = earliest < np.arange(n)
-    # Frame y links back to `earliest`, so gaps earliest..y-1 are spanned.
-    y = np.flatnonzero(linked)
-    diff = np.zeros(n + 1, dtype=np.int64)
-    _bincount_into(diff, earliest[y], 1)
-    _bincount_into(diff, y, -1)
-    spanned = np.cumsum(diff[: n - 1]) > 0  # gap k (between k and k+1) is spanned
-    # Components: a new component starts wherever a gap is not spanned.
-    comp = np.zeros(n, dtype=np.int64)
-    comp[1:] = ~spanned
-    np.cumsum(comp, out=comp)
+
+def _groups_sorted(
+    t_sorted: np.ndarray, m_sorted: np.ndarray, order: np.ndarray, window_ns: int,
+    min_multiplicity: int, n_mod: int,
+) -> Groups:
+    """:func:`find_groups` on frames already in (time, module, input) order; ``order``
+    holds their indices into the caller's concatenation."""
+    n = len(t_sorted)
+    # A gap wider than the window cannot be spanned by any link (a link across it is at
+    # least that long), so only frames next to a narrow gap matter; the rule is applied
+    # to those alone (a neighbour it skips is more than a window away, so the time test
+    # fails there as it would on the dropped frames).
+    narrow = t_sorted[1:] - t_sorted[:-1] <= window_ns
+    near = np.zeros(n, dtype=bool)
+    near[:-1] = narrow
+    near[1:] |= narrow
+    keep_pos = np.flatnonzero(near)
+    if len(keep_pos) == 0:
+        return _empty_groups()
+    order = order[keep_pos]
+    t = t_sorted[keep_pos]
+    m = m_sorted[keep_pos]
+    n = len(t)
+    spanned = _spanned_gaps(t, m, window_ns) & (keep_pos[1:] == keep_pos[:-1] + 1)
+    del narrow, near, keep_pos
+    # Only frames next to a spanned gap can be in a group; the rest are singletons.
+    touched = np.zeros(n, dtype=bool)
+    touched[:-1] = spanned
+    touched[1:] |= spanned
+    active = np.flatnonzero(touched)
+    if len(active) == 0:
+        return _empty_groups()
+    # Components among them: a new one starts wherever the gap before is not spanned
+    # (for consecutive active frames k, k+1 that is the gap k; across skipped
+    # singletons the gap before the next active frame is unspanned by construction).
+    new_comp = np.ones(len(active), dtype=bool)
+    new_comp[1:] = ~spanned[active[1:] - 1]
+    comp = np.cumsum(new_comp) - 1
     n_comp = int(comp[-1]) + 1
-    size = np.bincount(comp, minlength=n_comp)
-    # Distinct modules per component: count (component, module) pairs once.
-    n_mod = len(arrays)
-    key = comp * n_mod + m
-    present = np.zeros(n_comp * n_mod, dtype=bool)
-    present[key] = True
-    mult = present.reshape(n_comp, n_mod).sum(axis=1)
+    starts = np.flatnonzero(new_comp)
+    size = np.diff(np.concatenate([starts, [len(active)]]))
+    ta, ma = t[active], m[active]
+    # Distinct modules per component: one flag per (component, module).
+    present = np.zeros((n_comp, n_mod), dtype=bool)
+    present[comp, ma] = True
+    mult = np.zeros(n_comp, dtype=np.int32)
+    for j in range(n_mod):
+        mult += present[:, j]
     keep = mult >= min_multiplicity
     member = keep[comp]
     kept_ids = np.flatnonzero(keep)
     new_id = np.full(n_comp, -1, dtype=np.int64)
     new_id[kept_ids] = np.arange(len(kept_ids))
-    starts = np.concatenate([[0], np.cumsum(size)[:-1]])
     ends = starts + size - 1
     return Groups(
         group_id=new_id[comp[member]],
-        index=order[member].astype(np.int64),
-        module_pos=m[member],
-        t_ns=t[member],
-        multiplicity=mult[kept_ids].astype(np.int32),
+        index=order[active[member]].astype(np.int64),
+        module_pos=ma[member].astype(np.int32),
+        t_ns=ta[member],
+        multiplicity=mult[kept_ids],
         ambiguous=size[kept_ids] > mult[kept_ids],
-        span_ns=t[ends[kept_ids]] - t[starts[kept_ids]],
-        t_first_ns=t[starts[kept_ids]],
+        span_ns=ta[ends[kept_ids]] - ta[starts[kept_ids]],
+        t_first_ns=ta[starts[kept_ids]],
     )
 
 
-def _bincount_into(out: np.ndarray, idx: np.ndarray, sign: int) -> None:
-    out += sign * np.bincount(idx, minlength=len(out))[: len(out)]
+def _spanned_gaps(t: np.ndarray, m: np.ndarray, w: int) -> np.ndarray:
+    """Bool per gap ``k`` (between sorted frames k and k+1): does some link cross it?
+
+    A link ``x <= k < y`` needs different modules and ``t_y - t_x <= w``. If
+    frames k and k+1 differ in module, the tightest pair across the gap is
+    (k, k+1). If both are module M, any crossing link has one end outside M,
+    and the tightest such ends are the last non-M frame before M's run through
+    k (paired with k+1) or the first non-M frame after it (paired with k), so
+    two lookups per gap decide, from the runs of equal modules: O(n).
+    """
+    n = len(t)
+    differ = m[1:] != m[:-1]
+    spanned = differ & (t[1:] - t[:-1] <= w)
+    change = np.flatnonzero(differ) + 1
+    run_start = np.concatenate([[0], change])
+    run_stop = np.concatenate([change, [n]])
+    same = np.flatnonzero(~differ)
+    if len(same):
+        run = np.cumsum(differ)[same]  # index of the run holding frames k and k+1
+        before = run_start[run] - 1
+        after = run_stop[run]
+        left = (before >= 0) & (t[same + 1] - t[np.maximum(before, 0)] <= w)
+        right = (after < n) & (t[np.minimum(after, n - 1)] - t[same] <= w)
+        spanned[same] = left | right
+    return spanned
 
 
 def _empty_groups() -> Groups:

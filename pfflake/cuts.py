@@ -342,6 +342,15 @@ def _not_tracking(
 # -- reading from a lake ------------------------------------------------------------------
 
 
+def _sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _where(*parts: str | None) -> str:
+    kept = [f"({p})" for p in parts if p]
+    return f" WHERE {' AND '.join(kept)}" if kept else ""
+
+
 def lake_frames(
     lake: Lake,
     modules: Sequence[int] | None = None,
@@ -352,18 +361,70 @@ def lake_frames(
 ) -> pa.Table:
     """The columns the chain needs, from the lake's ``frames`` (``where``: a SQL predicate).
 
-    Columns ``run, data_product, module, frame, t_ns`` (the time base's
-    column), ``packet_loss``, ``time_quality``, ordered by module then ``t_ns``.
+    Columns ``run`` and ``data_product`` (dictionary-encoded: a night of
+    frames does not repeat the run name per row), ``module``, ``frame``,
+    ``t_ns`` (the time base's column, also under its own name),
+    ``packet_loss``, ``time_quality``; ordered by module, then time (ties:
+    run, data product, frame). Read one stream at a time, each pruned to its
+    partition. Raises ``ValueError`` for frames ingested before the lake had
+    ``host_unix_t_ns``/``packet_loss`` (re-ingest them into a new lake).
     """
-    from .query import _conditions, _modules_condition, _product_condition
+    import duckdb
 
     col = time_column(time_base)
-    cond = _conditions(_modules_condition(modules) if modules is not None else None,
-                       _product_condition(data_product), where)
-    return lake.sql(
-        f"SELECT run, data_product, module, frame, {col} AS t_ns, {col}, packet_loss, "
-        f"time_quality FROM frames{cond} ORDER BY module, t_ns, run, data_product, frame"
-    ).to_arrow_table()
+    mods = None if modules is None else ", ".join(str(int(m)) for m in modules)
+    base = [None if mods is None else f"module IN ({mods})",
+            None if data_product is None else f"data_product = {_sql_str(data_product)}", where]
+    streams = sorted(
+        lake.sql(f"SELECT DISTINCT run, data_product, module FROM frames{_where(*base)}")
+        .fetchall(), key=lambda s: (s[2], s[0], s[1]))
+    runs = sorted({s[0] for s in streams})
+    products = sorted({s[1] for s in streams})
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "run", "data_product", "module", "frame", "t_ns", "packet_loss", "time_quality")}
+    for run, product, module in streams:
+        cond = _where(*base, f"run = {_sql_str(run)}", f"data_product = {_sql_str(product)}",
+                      f"module = {int(module)}")
+        try:
+            got = lake.sql(f"SELECT frame, {col} AS t_ns, packet_loss, time_quality "
+                           f"FROM frames{cond}").fetchnumpy()
+        except duckdb.BinderException as e:
+            raise ValueError(f"the lake's frames lack {col}/packet_loss ({e}); "
+                             "re-ingest the runs into a new lake") from None
+        if any(np.ma.isMaskedArray(got[k]) and np.ma.getmaskarray(got[k]).any()
+               for k in ("t_ns", "packet_loss")):
+            raise ValueError(f"run {run} {product} module {module}: frames without {col} or "
+                             "packet_loss (ingested by an older pfflake); re-ingest them")
+        n = len(got["frame"])
+        cols["run"].append(np.full(n, runs.index(run), np.int32))
+        cols["data_product"].append(np.full(n, products.index(product), np.int32))
+        cols["module"].append(np.full(n, module, np.int32))
+        for k in ("frame", "t_ns", "packet_loss", "time_quality"):
+            cols[k].append(np.asarray(got[k]))
+    if not streams:
+        arrays = {k: np.empty(0, np.int32) for k in ("run", "data_product", "module")}
+        arrays.update(frame=np.empty(0, np.int64), t_ns=np.empty(0, np.int64),
+                      packet_loss=np.empty(0, bool), time_quality=np.empty(0, np.uint8))
+    else:
+        arrays = {k: np.concatenate(v) for k, v in cols.items()}
+    # module, then time, then run/product/frame: one stable sort on time after the
+    # (module, run, product) stream order, then a stable sort on module.
+    order = np.lexsort((arrays["frame"], arrays["data_product"], arrays["run"],
+                        arrays["t_ns"], arrays["module"])) if len(arrays["frame"]) else (
+        np.empty(0, np.int64))
+    a = {k: v[order] for k, v in arrays.items()}
+    t = pa.array(a["t_ns"].astype(np.int64, copy=False))
+    return pa.table({
+        "run": pa.DictionaryArray.from_arrays(a["run"], pa.array(runs, pa.string())),
+        "data_product": pa.DictionaryArray.from_arrays(a["data_product"],
+                                                       pa.array(products, pa.string())),
+        "module": a["module"],
+        "frame": a["frame"].astype(np.int64, copy=False),
+        "t_ns": t,
+        col: t,
+        "packet_loss": a["packet_loss"].astype(bool, copy=False),
+        "time_quality": a["time_quality"].astype(np.uint8, copy=False),
+    })
 
 
 def lake_select(

@@ -48,6 +48,7 @@ __all__ = ["ModuleClock", "SkyTruth", "simulate_sky"]
 NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BANK = 256
+_WRITE_FRAMES = 65_536  # frames whose images are in memory at once
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def simulate_sky(
     (i * 3 - 4) ms + i * 0.37 ms``, ``drift_ppb = (i - 1) * 1500`` (1.5 us/s).
     ``spikes``: ``(module, start_s, duration_s, rate_hz)``; ``not_tracking``:
     ``(module, start_s, duration_s)``, both from the run start. Memory is about
-    100 bytes per frame plus one file's images (``frames_per_file`` bounds it).
+    100 bytes per frame plus 64k frames' images.
     """
     product = get_product(data_product)
     if product.name not in ("ph256", "ph1024"):
@@ -249,27 +250,35 @@ def _write_module(
         columns[prefix + "tv_usec"] = h % NS_PER_S // 1000
     if kind != "module":
         columns["quabo_num"] = quabo
-    images = _images(product, shower, rng)
     per_file = frames_per_file or max(n, 1)
+    bank = _bank(product, rng)
     for seqno, lo in enumerate(range(0, max(n, 1), per_file)):
         hi = min(lo + per_file, n)
         name = format_pff_name(start, product, module, seqno)
         with PFFWriter(run_dir / name, product) as w:
-            w.write_frames({k: v[lo:hi] for k, v in columns.items()}, images[lo:hi])
+            for a in range(lo, max(hi, lo + 1), _WRITE_FRAMES):
+                b = min(a + _WRITE_FRAMES, hi)
+                w.write_frames({k: v[a:b] for k, v in columns.items()},
+                               _images(product, bank, shower[a:b], rng))
     wr_rule = wr_ns.copy()
     if desync:  # the rule keeps the host second and flags the frame
         wr_rule = columns[("quabo_0." if kind == "module" else "") + "tv_sec"] * NS_PER_S + (
             wr_ns % NS_PER_S)
-    return {"wr_ns": wr_rule, "host_ns": host, "packet_loss": np.zeros(n, bool) | (
-        np.stack([columns[(f"quabo_{q}." if kind == "module" else "") + "pkt_num"]
-                  for q in range(n_q)]) == 0).any(axis=0)}
+    prefixes = [f"quabo_{q}." for q in range(n_q)] if kind == "module" else [""]
+    lost_any = np.logical_or.reduce([columns[p + "pkt_num"] == 0 for p in prefixes])
+    return {"wr_ns": wr_rule, "host_ns": host, "packet_loss": lost_any}
 
 
-def _images(product: str, shower: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _bank(product: str, rng: np.random.Generator) -> np.ndarray:
     p = get_product(product)
-    h, w = p.image_shape
-    bank = np.rint(rng.normal(40, 6, (_BANK, h, w))).astype(p.dtype)
-    images = bank[rng.integers(0, _BANK, len(shower))]
+    return np.rint(rng.normal(40, 6, (_BANK, *p.image_shape))).astype(p.dtype)
+
+
+def _images(product: str, bank: np.ndarray, shower: np.ndarray,
+            rng: np.random.Generator) -> np.ndarray:
+    """Noise frames from ``bank``, with a bright 3x3 spot where a shower was seen."""
+    h, w = get_product(product).image_shape
+    images = bank[rng.integers(0, len(bank), len(shower))]
     hit = np.flatnonzero(shower >= 0)
     if len(hit):
         r0 = (shower[hit] * 7) % (h - 4)

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,8 @@ OFFSETS_SCHEMA = pa.schema(
         pa.field("spread_ns", pa.int64()),
     ]
 )
+#: Reference frames per chunk of work in :func:`estimate_offsets` (whole bins per chunk).
+_CHUNK_FRAMES = 1 << 16
 #: Schema metadata key holding the parameters of an offsets table (JSON).
 PARAMS_KEY = b"pfflake.time_offsets"
 
@@ -89,10 +93,14 @@ def estimate_offsets(
         raise ValueError(f"window_ns and bin_ns must be > 0, got {window_ns}, {bin_ns}")
     h = max(1, int(peak_bin_ns) if peak_bin_ns else window_ns // 40)
     r = max(0, int(refine_ns) if refine_ns is not None else window_ns // 10)
-    tr = np.sort(_int_ns(t_ref, "t_ref"))
-    tm = np.sort(_int_ns(t_mod, "t_mod"))
+    tr = _sorted(_int_ns(t_ref, "t_ref"))
+    tm = _sorted(_int_ns(t_mod, "t_mod"))
     ref_bins = tr // bin_ns
-    bins = np.unique(ref_bins)
+    new_bin = np.empty(len(tr), bool)
+    new_bin[:1] = True
+    np.not_equal(ref_bins[1:], ref_bins[:-1], out=new_bin[1:])
+    bins = ref_bins[new_bin]
+    ref_bin_index = np.cumsum(new_bin) - 1  # bin of each reference frame
     nb = len(bins)
     out = {
         "bin_start_ns": bins * bin_ns,
@@ -106,19 +114,46 @@ def estimate_offsets(
     }
     if nb == 0 or len(tm) == 0:
         return out
+    # Whole bins at a time, about _CHUNK_FRAMES reference frames each: the arrays of a
+    # chunk stay in cache, which at 10^6 frames is worth more than any single step.
+    bin_first = np.flatnonzero(new_bin)
+    cuts = np.searchsorted(bin_first, np.arange(_CHUNK_FRAMES, len(tr), _CHUNK_FRAMES))
+    edges = np.unique(np.concatenate([[0], cuts, [nb]]))
+    for b0, b1 in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        r0 = int(bin_first[b0])
+        r1 = int(bin_first[b1]) if b1 < nb else len(tr)
+        trc = tr[r0:r1]
+        m0 = int(np.searchsorted(tm, trc[0] - window_ns, side="left"))
+        m1 = int(np.searchsorted(tm, trc[-1] + window_ns, side="right"))
+        part = _estimate_bins(trc, tm[m0:m1], ref_bin_index[r0:r1] - b0, b1 - b0,
+                              window_ns, h, r, iterations, min_pairs)
+        if part is not None:
+            for k, v in part.items():
+                out[k][b0:b1] = v
+    return out
+
+
+def _estimate_bins(
+    tr: np.ndarray, tm: np.ndarray, ref_bin_index: np.ndarray, nb: int, window_ns: int,
+    h: int, r: int, iterations: int, min_pairs: int,
+) -> dict[str, np.ndarray] | None:
+    """Steps 1-4 of the module doc for ``nb`` consecutive bins (``None``: no pairs)."""
     # 1. all pairs within the window, grouped by reference frame (so by bin).
     lo = np.searchsorted(tm, tr - window_ns, side="left")
     hi = np.searchsorted(tm, tr + window_ns, side="right")
     per_ref = hi - lo
     total = int(per_ref.sum())
     if total == 0:
-        return out
-    ref_idx = np.repeat(np.arange(len(tr)), per_ref)
-    first = np.cumsum(per_ref) - per_ref
-    mod_idx = lo[ref_idx] + (np.arange(total) - first[ref_idx])
-    dt = tm[mod_idx] - tr[ref_idx]
-    bi = np.searchsorted(bins, ref_bins[ref_idx])
-    del mod_idx, first
+        return None
+    has = np.flatnonzero(per_ref)  # most frames have no partner at low rates
+    count = per_ref[has]
+    first = np.cumsum(count) - count
+    mod_idx = np.arange(total)
+    mod_idx += np.repeat(lo[has] - first, count)
+    dt = tm[mod_idx]
+    dt -= np.repeat(tr[has], count)
+    bi = np.repeat(ref_bin_index[has], count)  # non-decreasing: pairs in reference order
+    del mod_idx, first, has, count, lo, hi, per_ref
     # 2. peak of a smoothed histogram per bin.
     nh = (2 * window_ns) // h + 1
     hb = (dt + window_ns) // h
@@ -128,31 +163,35 @@ def estimate_offsets(
     smooth[:, :-1] += hist[:, 1:]
     centre = np.argmax(smooth, axis=1).astype(np.int64) * h - window_ns + h // 2
     # 3. refine: background-subtracted median inside +-r, on pairs sorted by (bin, dt).
+    # The centre moves at most r from the peak, so only pairs within 2r of it are sorted.
+    cand = np.bincount(bi, minlength=nb).astype(np.int64)
+    centre0 = centre
+    near = np.abs(dt - np.repeat(centre0, cand)) <= 2 * r  # bi is sorted: cand per bin
     span = 2 * window_ns + 1
-    key = bi.astype(np.int64) * span + (dt + window_ns)
+    key = bi[near].astype(np.int64) * span + (dt[near] + window_ns)
+    del dt, bi, hb, near
     key.sort()
     dt_sorted = key % span - window_ns
-    del dt, bi, hb
-    cand = np.bincount(key // span, minlength=nb).astype(np.int64)
     base = np.arange(nb, dtype=np.int64) * span + window_ns
     for _ in range(max(1, iterations)):
         win = _Window(key, dt_sorted, base, centre, r, window_ns, cand)
-        centre = np.where(win.n_in > 0, win.quantile(1, 2), centre)
+        moved = np.clip(win.quantiles((1, 2))[0], centre0 - r, centre0 + r)
+        centre = np.where(win.n_in > 0, moved, centre)
     win = _Window(key, dt_sorted, base, centre, r, window_ns, cand)
     n_in, background = win.n_in, win.n_bg
     signal = n_in - background
     # Valid: enough pairs above the background, and a 3-sigma excess over it.
     valid = (n_in > 0) & (signal >= min_pairs) & (signal * signal >= 9 * background)
-    spread = (win.quantile(84, 100) - win.quantile(16, 100)) // 2
-    out.update(
-        offset_ns=np.where(valid, centre, 0),
-        n_pairs=n_in,
-        n_background=background,
-        n_candidates=cand,
-        spread_ns=np.where(valid, spread, 0),
-        valid=valid,
-    )
-    return out
+    p16, p84 = win.quantiles((16, 100), (84, 100))
+    spread = (p84 - p16) // 2
+    return {
+        "offset_ns": np.where(valid, centre, 0),
+        "n_pairs": n_in,
+        "n_background": background,
+        "n_candidates": cand,
+        "spread_ns": np.where(valid, spread, 0),
+        "valid": valid,
+    }
 
 
 class _Window:
@@ -177,31 +216,44 @@ class _Window:
         self.n_bg = np.where(width_out > 0, out_pairs * self.width // np.maximum(width_out, 1), 0)
         self.n_bg = np.minimum(self.n_bg, self.n_in)
 
-    def quantile(self, num: int, den: int) -> np.ndarray:
+    def quantiles(self, *fractions: tuple[int, int]) -> list[np.ndarray]:
+        """Per bin, for each ``(num, den)``: the first ``dt`` where the pairs so far, less
+        the accidentals expected up to it, reach ``num/den`` of the excess."""
         nb = len(self.n_in)
-        result = np.zeros(nb, np.int64)
         has = np.flatnonzero(self.n_in > 0)
         if len(has) == 0:
-            return result
+            return [np.zeros(nb, np.int64) for _ in fractions]
         counts = self.n_in[has]
         owner = np.repeat(np.arange(len(has)), counts)
         rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        pos = self.start[has][owner] + rank
+        pos = np.repeat(self.start[has], counts) + rank
         d = self.dt[pos]
-        w = self.width[has][owner]
-        bg = self.n_bg[has][owner]
-        sig = np.maximum(counts - self.n_bg[has], 1)[owner]
-        lo = self.lo[has][owner]
-        # (rank + 1) - bg * (d - lo + 1) / w >= num/den * sig, times den * w:
-        reached = den * ((rank + 1) * w - bg * (d - lo + 1)) >= num * sig * w
-        first = np.full(len(has), -1, np.int64)
-        hit = np.flatnonzero(reached)
-        if len(hit):
-            owners, idx = np.unique(owner[hit], return_index=True)
-            first[owners] = pos[hit[idx]]
+        w = np.repeat(self.width[has], counts)
+        bg = np.repeat(self.n_bg[has], counts)
+        sig_w = np.repeat(np.maximum(counts - self.n_bg[has], 1) * self.width[has], counts)
+        # den * ((rank + 1) * w - bg * (d - lo + 1)) vs num * sig * w: exact integers
+        excess = (rank + 1) * w - bg * (d - np.repeat(self.lo[has], counts) + 1)
         last = self.start[has] + counts - 1
-        result[has] = self.dt[np.where(first >= 0, first, last)]
-        return result
+        out = []
+        for num, den in fractions:
+            hit = np.flatnonzero(den * excess >= num * sig_w)
+            first = np.full(len(has), -1, np.int64)
+            if len(hit):  # owner is non-decreasing: the first hit of each bin
+                oh = owner[hit]
+                lead = np.concatenate([[True], oh[1:] != oh[:-1]])
+                first[oh[lead]] = pos[hit[lead]]
+            result = np.zeros(nb, np.int64)
+            result[has] = self.dt[np.where(first >= 0, first, last)]
+            out.append(result)
+        return out
+
+
+def _sorted(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when already sorted (the lake returns frames in time order), else a
+    sorted copy."""
+    if len(a) < 2 or bool((a[1:] >= a[:-1]).all()):
+        return a
+    return np.sort(a)
 
 
 def _int_ns(values: Any, name: str) -> np.ndarray:
@@ -247,11 +299,14 @@ def offsets_table(
     """
     if reference not in t_by_module:
         raise ValueError(f"reference module {reference} has no frames")
+    others = [m for m in t_by_module if m != reference]
+    ref = _sorted(_int_ns(t_by_module[reference], "t_ref"))
+    # numpy releases the GIL in the heavy steps: modules run on threads (same results).
+    workers = max(1, min(len(others), os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="pfflake-offsets") as pool:
+        estimates = list(pool.map(lambda m: estimate_offsets(ref, t_by_module[m], **kw), others))
     parts = []
-    for module, t in t_by_module.items():
-        if module == reference:
-            continue
-        est = estimate_offsets(t_by_module[reference], t, **kw)
+    for module, est in zip(others, estimates, strict=True):
         n = len(est["bin_start_ns"])
         valid = est["valid"]
         parts.append(
@@ -284,45 +339,82 @@ def table_parameters(table: pa.Table) -> dict[str, Any]:
 
 
 def apply_offsets(
-    t_ns: np.ndarray, module: np.ndarray, offsets: pa.Table | None
+    t_ns: np.ndarray, module: np.ndarray | int, offsets: pa.Table | None
 ) -> np.ndarray:
     """``t_ns - offset`` per frame: a new int64 array on the reference's clock.
 
-    The offset is that of the frame's module in the bin holding ``t_ns``; a
-    bin without an estimate borrows the nearest estimated bin of the same
-    module (by time); modules absent from ``offsets`` (the reference) keep
-    their times. A module present but never estimated raises ``ValueError``
-    (its frames cannot be put on the reference clock).
+    ``module``: one module id for all frames, or one per frame. The offset is
+    that of the frame's module in the bin holding ``t_ns``; a bin without an
+    estimate borrows the nearest estimated bin of the same module (by time);
+    modules absent from ``offsets`` (the reference) keep their times. A module
+    present but never estimated raises ``ValueError`` (its frames cannot be
+    put on the reference clock).
     """
     t = _int_ns(t_ns, "t_ns").copy()
     if offsets is None or offsets.num_rows == 0:
         return t
-    mod = np.asarray(module)
-    cols = {c: offsets.column(c) for c in ("module", "bin_start_ns", "bin_end_ns", "offset_ns")}
-    valid = cols["offset_ns"].is_valid().to_numpy(zero_copy_only=False)
-    o_mod = cols["module"].to_numpy()
-    for m in np.unique(o_mod):
-        rows = mod == m
-        if not rows.any():
+    o_mod = offsets.column("module").to_numpy()
+    valid = offsets.column("offset_ns").is_valid().to_numpy(zero_copy_only=False)
+    starts_all = offsets.column("bin_start_ns").to_numpy()
+    ends_all = offsets.column("bin_end_ns").to_numpy()
+    values_all = offsets.column("offset_ns").fill_null(0).to_numpy()
+    scalar = np.ndim(module) == 0
+    mod = None if scalar else np.asarray(module)
+    for m in np.unique(o_mod) if not scalar else [module]:
+        if scalar and m not in o_mod:
+            return t
+        rows = slice(None) if scalar else mod == m
+        if not scalar and not rows.any():
             continue
         ok = (o_mod == m) & valid
         if not ok.any():
             raise ValueError(f"module {int(m)}: no bin of the offsets table has an estimate")
-        starts = cols["bin_start_ns"].to_numpy()[ok]
-        ends = cols["bin_end_ns"].to_numpy()[ok]
-        values = cols["offset_ns"].fill_null(0).to_numpy()[ok]
-        order = np.argsort(starts, kind="stable")
-        starts, ends, values = starts[order], ends[order], values[order]
+        order = np.argsort(starts_all[ok], kind="stable")
+        starts, ends, values = starts_all[ok][order], ends_all[ok][order], values_all[ok][order]
         tm = t[rows]
-        i = np.searchsorted(starts, tm, side="right") - 1
-        left = np.clip(i, 0, len(starts) - 1)
-        right = np.clip(i + 1, 0, len(starts) - 1)
-        d_left = np.where(i >= 0, np.maximum(tm - (ends[left] - 1), 0), np.iinfo(np.int64).max)
-        d_right = np.where(i + 1 < len(starts), np.maximum(starts[right] - tm, 0),
-                           np.iinfo(np.int64).max)
-        pick = np.where(d_left <= d_right, left, right)
-        t[rows] = tm - values[pick]
+        dense = _dense_lookup(starts, ends, values, tm)
+        t[rows] = tm - (dense if dense is not None else _nearest_lookup(starts, ends, values, tm))
     return t
+
+
+def _dense_lookup(
+    starts: np.ndarray, ends: np.ndarray, values: np.ndarray, t: np.ndarray
+) -> np.ndarray | None:
+    """Offsets for ``t`` by bin number when the bins are epoch-aligned and of one length
+    (what :func:`estimate_offsets` makes): one division and one gather per frame; frames
+    in bins without an estimate go through :func:`_nearest_lookup`. ``None`` when the
+    bins are irregular or span too long a table."""
+    length = int(ends[0] - starts[0])
+    if len(t) == 0 or length <= 0 or ((ends - starts) != length).any() or (
+            starts % length).any():
+        return None
+    lo_b = min(int(starts[0]), int(t.min())) // length
+    hi_b = max(int(starts[-1]), int(t.max())) // length
+    if hi_b - lo_b > 50_000_000:
+        return None
+    table = np.zeros(hi_b - lo_b + 1, np.int64)
+    known = np.zeros(hi_b - lo_b + 1, bool)
+    table[starts // length - lo_b] = values
+    known[starts // length - lo_b] = True
+    b = t // length - lo_b
+    out = table[b]
+    missing = np.flatnonzero(~known[b])
+    if len(missing):
+        out[missing] = _nearest_lookup(starts, ends, values, t[missing])
+    return out
+
+
+def _nearest_lookup(
+    starts: np.ndarray, ends: np.ndarray, values: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """Offset of the bin holding each ``t``, else of the nearest bin (ties: the earlier)."""
+    i = np.searchsorted(starts, t, side="right") - 1
+    left = np.clip(i, 0, len(starts) - 1)
+    right = np.clip(i + 1, 0, len(starts) - 1)
+    big = np.iinfo(np.int64).max
+    d_left = np.where(i >= 0, np.maximum(t - (ends[left] - 1), 0), big)
+    d_right = np.where(i + 1 < len(starts), np.maximum(starts[right] - t, 0), big)
+    return values[np.where(d_left <= d_right, left, right)]
 
 
 def rms_of_offsets(table: pa.Table, module: int) -> int | None:

@@ -42,12 +42,20 @@ module_times = st.lists(st.lists(st.integers(0, 300), max_size=10), min_size=1, 
 
 
 @settings(max_examples=400, deadline=None)
-@given(module_times, st.integers(0, 40), st.integers(2, 4), st.booleans())
-def test_matches_brute_force(times, window, k, far):
-    """Same groups as every-pair union-find, for any times, ties, windows and k."""
+@given(module_times, st.integers(0, 40), st.integers(2, 4), st.booleans(),
+       st.sampled_from([1 << 18, 3, 8]))
+def test_matches_brute_force(times, window, k, far, chunk):
+    """Same groups as every-pair union-find, for any times, ties, windows, k and chunking
+    (tiny chunks make groups cross chunk ends)."""
+    import pfflake.coincidence as C
+
+    C._CHUNK = chunk
     base = T0 if far else 0
     arrays = [np.asarray(t, dtype=np.int64) + base for t in times]
-    got = as_sets(find_groups(arrays, window, min_multiplicity=k), times)
+    try:
+        got = as_sets(find_groups(arrays, window, min_multiplicity=k), times)
+    finally:
+        C._CHUNK = 1 << 18
     want = brute_force_groups([[v + base for v in t] for t in times], window,
                               min_multiplicity=k)
     assert len(got) == len(set(got))

@@ -123,6 +123,8 @@ def test_apply_offsets_per_bin_nearest_and_reference():
     module = np.array([2, 2, 2, 2, 2, 1])
     got = apply_offsets(t, module, table)
     np.testing.assert_array_equal(got - t, [-5, -5, -7, -7, -5, 0])
+    np.testing.assert_array_equal(apply_offsets(t[:5], 2, table), got[:5])  # one module
+    np.testing.assert_array_equal(apply_offsets(t, 1, table), t)  # the reference
     bad = table.set_column(4, "offset_ns", pa.nulls(3, pa.int64()))
     with pytest.raises(ValueError, match="module 2"):
         apply_offsets(t, module, bad)
