@@ -27,6 +27,7 @@ All comparisons are on int64 ns; the thresholds ``spike_factor`` and
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -395,6 +396,11 @@ def lake_frames(
                for k in ("t_ns", "packet_loss")):
             raise ValueError(f"run {run} {product} module {module}: frames without {col} or "
                              "packet_loss (ingested by an older pfflake); re-ingest them")
+        # (time, frame) order inside the stream: two stable sorts of nearly sorted data
+        by_frame = np.argsort(np.asarray(got["frame"]), kind="stable")
+        t_f = np.asarray(got["t_ns"])[by_frame]
+        o = by_frame[np.argsort(t_f, kind="stable")]
+        got = {k: np.asarray(v)[o] for k, v in got.items()}
         n = len(got["frame"])
         cols["run"].append(np.full(n, runs.index(run), np.int32))
         cols["data_product"].append(np.full(n, products.index(product), np.int32))
@@ -407,12 +413,16 @@ def lake_frames(
                       packet_loss=np.empty(0, bool), time_quality=np.empty(0, np.uint8))
     else:
         arrays = {k: np.concatenate(v) for k, v in cols.items()}
-    # module, then time, then run/product/frame: one stable sort on time after the
-    # (module, run, product) stream order, then a stable sort on module.
-    order = np.lexsort((arrays["frame"], arrays["data_product"], arrays["run"],
-                        arrays["t_ns"], arrays["module"])) if len(arrays["frame"]) else (
-        np.empty(0, np.int64))
-    a = {k: v[order] for k, v in arrays.items()}
+    # Streams come in (module, run, product) order, each sorted by (time, frame): one
+    # stable sort on time inside each module with several streams gives (module, time,
+    # run, product, frame).
+    a = arrays
+    if len(streams) > len({s[2] for s in streams}):
+        mod = arrays["module"]
+        edges = np.flatnonzero(np.concatenate([[True], mod[1:] != mod[:-1], [True]]))
+        order = np.concatenate([lo + np.argsort(arrays["t_ns"][lo:hi], kind="stable")
+                                for lo, hi in itertools.pairwise(edges)])
+        a = {k: v[order] for k, v in arrays.items()}
     t = pa.array(a["t_ns"].astype(np.int64, copy=False))
     return pa.table({
         "run": pa.DictionaryArray.from_arrays(a["run"], pa.array(runs, pa.string())),
