@@ -30,7 +30,9 @@ for clock offsets); no float seconds anywhere.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -64,6 +66,9 @@ GROUPS_SCHEMA = pa.schema(
 )
 #: Frames per chunk of :func:`find_groups` (a chunk's arrays stay in cache).
 _CHUNK = 1 << 18
+#: Threads for independent time ranges of :func:`find_groups` (numpy releases the GIL).
+_THREADS = os.cpu_count() or 1
+NS_PER_S = 1_000_000_000
 #: Schema metadata key of a groups table's parameters (JSON).
 PARAMS_KEY = b"pfflake.coincidence_groups"
 
@@ -128,19 +133,78 @@ def find_groups(
     n = base
     if n == 0:
         return _empty_groups()
-    # Work through time in chunks of about _CHUNK frames (cache-sized); a chunk ends at
-    # its last gap wider than the window (no group crosses one), the rest carries over.
+    # Independent time ranges (split where no link can cross) on threads, each worked
+    # through in cache-sized chunks; groups are renumbered in time order after.
+    splits = _safe_splits(sorted_t, window_ns, min(_THREADS, max(1, n // (4 * _CHUNK))))
+    ranges = [([int(np.searchsorted(t, lo, side="left")) if lo is not None else 0
+                for t in sorted_t],
+               [int(np.searchsorted(t, hi, side="left")) if hi is not None else len(t)
+                for t in sorted_t])
+              for lo, hi in zip([None, *splits], [*splits, None], strict=True)]
+
+    def work(bounds: tuple[list[int], list[int]]) -> list[Groups]:
+        return _groups_in_range(sorted_t, index_of, bases, bounds[0], bounds[1], window_ns,
+                                min_multiplicity, code)
+
+    if len(ranges) == 1:
+        parts = work(ranges[0])
+    else:
+        with ThreadPoolExecutor(len(ranges), thread_name_prefix="pfflake-groups") as pool:
+            parts = [p for chunk in pool.map(work, ranges) for p in chunk]
+    if not parts:
+        return _empty_groups()
+    n_groups = 0
+    numbered = []
+    for part in parts:
+        numbered.append(replace(part, group_id=part.group_id + n_groups))
+        n_groups += part.n_groups
+    return Groups(*[np.concatenate([getattr(p, f.name) for p in numbered])
+                    for f in fields(Groups)])
+
+
+def _safe_splits(sorted_t: list[np.ndarray], w: int, parts: int) -> list[int]:
+    """Up to ``parts - 1`` times T, near equal shares of the frames, such that the last
+    frame before T and the first at or after it are more than ``w`` apart (no link
+    crosses T). A place with no such gap within +-1 s of the share is skipped."""
+    if parts < 2:
+        return []
+    allt = np.sort(np.concatenate([t[:: max(1, len(t) // 64)] for t in sorted_t if len(t)]))
+    out: list[int] = []
+    for q in range(1, parts):
+        guess = int(allt[len(allt) * q // parts])
+        near = np.sort(np.concatenate([t[np.searchsorted(t, guess - NS_PER_S):
+                                         np.searchsorted(t, guess + NS_PER_S)]
+                                       for t in sorted_t]))
+        wide = np.flatnonzero(near[1:] - near[:-1] > w)
+        if len(wide):
+            k = wide[np.argmin(np.abs(near[wide] - guess))]
+            cut = int(near[k]) + 1
+            if not out or cut > out[-1]:
+                out.append(cut)
+    return out
+
+
+def _groups_in_range(
+    sorted_t: list[np.ndarray], index_of: list[np.ndarray | None], bases: list[int],
+    start: list[int], stop: list[int], window_ns: int, min_multiplicity: int, code: type,
+) -> list[Groups]:
+    """Groups among frames ``start[i]:stop[i]`` of each module, chunk by chunk (one
+    :class:`Groups` per chunk, ids from 0 in each, chunks in time order): a chunk ends
+    at its last gap wider than the window (no group crosses one) and the rest carries
+    over to the next."""
+    n_mod = len(sorted_t)
     step = max(1, _CHUNK // n_mod)
-    sample = np.sort(np.concatenate([t[step::step] for t in sorted_t]))[n_mod - 1::n_mod]
-    bounds = [*np.unique(sample).tolist(), None]
-    pos = [0] * n_mod
+    sample = np.sort(np.concatenate([t[a:b][step::step]
+                                     for t, a, b in zip(sorted_t, start, stop, strict=True)]))
+    bounds = [*np.unique(sample[n_mod - 1::n_mod]).tolist(), None]
+    pos = list(start)
     carry = (np.empty(0, np.int64), np.empty(0, code), np.empty(0, np.int64))
     parts: list[Groups] = []
-    n_groups = 0
     for bound in bounds:
         ts, ms, gs = [carry[0]], [carry[1]], [carry[2]]
         for i, t in enumerate(sorted_t):
-            end = len(t) if bound is None else int(np.searchsorted(t, bound, side="left"))
+            end = stop[i] if bound is None else min(
+                stop[i], int(np.searchsorted(t, bound, side="left")))
             lo = pos[i]
             if end > lo:
                 ts.append(t[lo:end])
@@ -165,11 +229,8 @@ def find_groups(
         part = _groups_sorted(t_c[:cut], m_c[:cut], g_c[:cut], window_ns, min_multiplicity,
                               n_mod)
         if part.n_groups:
-            parts.append(replace(part, group_id=part.group_id + n_groups))
-            n_groups += part.n_groups
-    if not parts:
-        return _empty_groups()
-    return Groups(*[np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Groups)])
+            parts.append(part)
+    return parts
 
 
 def _groups_sorted(

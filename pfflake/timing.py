@@ -61,6 +61,8 @@ OFFSETS_SCHEMA = pa.schema(
         pa.field("spread_ns", pa.int64()),
     ]
 )
+#: Threads for the modules of :func:`offsets_table` (numpy releases the GIL in its loops).
+_THREADS = os.cpu_count() or 1
 #: Reference frames per chunk of work in :func:`estimate_offsets` (whole bins per chunk).
 _CHUNK_FRAMES = 1 << 16
 #: Schema metadata key holding the parameters of an offsets table (JSON).
@@ -302,7 +304,7 @@ def offsets_table(
     others = [m for m in t_by_module if m != reference]
     ref = _sorted(_int_ns(t_by_module[reference], "t_ref"))
     # numpy releases the GIL in the heavy steps: modules run on threads (same results).
-    workers = max(1, min(len(others), os.cpu_count() or 1))
+    workers = max(1, min(len(others), _THREADS))
     with ThreadPoolExecutor(workers, thread_name_prefix="pfflake-offsets") as pool:
         estimates = list(pool.map(lambda m: estimate_offsets(ref, t_by_module[m], **kw), others))
     parts = []

@@ -1,6 +1,7 @@
 """k-of-N coincidence groups (pfflake.coincidence) against brute force, simulator truth and
 the Poisson prediction of accidentals; the lake and CLI paths on simulated and real runs."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -43,19 +44,19 @@ module_times = st.lists(st.lists(st.integers(0, 300), max_size=10), min_size=1, 
 
 @settings(max_examples=400, deadline=None)
 @given(module_times, st.integers(0, 40), st.integers(2, 4), st.booleans(),
-       st.sampled_from([1 << 18, 3, 8]))
-def test_matches_brute_force(times, window, k, far, chunk):
-    """Same groups as every-pair union-find, for any times, ties, windows, k and chunking
-    (tiny chunks make groups cross chunk ends)."""
+       st.sampled_from([1 << 18, 3, 8, 1]), st.sampled_from([1, 2, 5]))
+def test_matches_brute_force(times, window, k, far, chunk, threads):
+    """Same groups as every-pair union-find, for any times, ties, windows, k, chunking
+    and time ranges on threads (tiny chunks make groups cross chunk and range ends)."""
     import pfflake.coincidence as C
 
-    C._CHUNK = chunk
+    C._CHUNK, C._THREADS = chunk, threads
     base = T0 if far else 0
     arrays = [np.asarray(t, dtype=np.int64) + base for t in times]
     try:
         got = as_sets(find_groups(arrays, window, min_multiplicity=k), times)
     finally:
-        C._CHUNK = 1 << 18
+        C._CHUNK, C._THREADS = 1 << 18, os.cpu_count() or 1
     want = brute_force_groups([[v + base for v in t] for t in times], window,
                               min_multiplicity=k)
     assert len(got) == len(set(got))
