@@ -79,6 +79,7 @@ def estimate_offsets(
     refine_ns: int | None = None,
     iterations: int = 3,
     min_pairs: int = 5,
+    _pool: ThreadPoolExecutor | None = None,
 ) -> dict[str, np.ndarray]:
     """Offset of one module's clock against a reference, per bin (see the module doc).
 
@@ -121,14 +122,18 @@ def estimate_offsets(
     bin_first = np.flatnonzero(new_bin)
     cuts = np.searchsorted(bin_first, np.arange(_CHUNK_FRAMES, len(tr), _CHUNK_FRAMES))
     edges = np.unique(np.concatenate([[0], cuts, [nb]]))
-    for b0, b1 in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+    def chunk(b0: int, b1: int) -> dict[str, np.ndarray] | None:
         r0 = int(bin_first[b0])
         r1 = int(bin_first[b1]) if b1 < nb else len(tr)
         trc = tr[r0:r1]
         m0 = int(np.searchsorted(tm, trc[0] - window_ns, side="left"))
         m1 = int(np.searchsorted(tm, trc[-1] + window_ns, side="right"))
-        part = _estimate_bins(trc, tm[m0:m1], ref_bin_index[r0:r1] - b0, b1 - b0,
+        return _estimate_bins(trc, tm[m0:m1], ref_bin_index[r0:r1] - b0, b1 - b0,
                               window_ns, h, r, iterations, min_pairs)
+
+    spans = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+    mapper = map if _pool is None else _pool.map
+    for (b0, b1), part in zip(spans, mapper(lambda s: chunk(*s), spans), strict=True):
         if part is not None:
             for k, v in part.items():
                 out[k][b0:b1] = v
@@ -303,10 +308,10 @@ def offsets_table(
         raise ValueError(f"reference module {reference} has no frames")
     others = [m for m in t_by_module if m != reference]
     ref = _sorted(_int_ns(t_by_module[reference], "t_ref"))
-    # numpy releases the GIL in the heavy steps: modules run on threads (same results).
-    workers = max(1, min(len(others), _THREADS))
-    with ThreadPoolExecutor(workers, thread_name_prefix="pfflake-offsets") as pool:
-        estimates = list(pool.map(lambda m: estimate_offsets(ref, t_by_module[m], **kw), others))
+    # numpy releases the GIL in the heavy steps: the chunks of each module run on threads
+    # (same results, balanced whatever the number of modules).
+    with ThreadPoolExecutor(max(1, _THREADS), thread_name_prefix="pfflake-offsets") as pool:
+        estimates = [estimate_offsets(ref, t_by_module[m], _pool=pool, **kw) for m in others]
     parts = []
     for module, est in zip(others, estimates, strict=True):
         n = len(est["bin_start_ns"])
