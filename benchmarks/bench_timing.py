@@ -24,7 +24,11 @@ any 2+ of the 4 modules.
   mean time with a third telescope (``searchsorted`` + loop); a Python
   union-find over all pairs (the generalised groups).
 
-Each is timed as the median of --runs (alternating, see ``_common.paired``).
+pfflake runs its heavy numpy steps on a thread pool of ``os.cpu_count()``
+threads (offset chunks, independent time ranges of the groups); the pipeline
+way is one Python thread. ``--single-thread`` adds the figure with pfflake on
+one thread. Each is timed as the median of --runs (alternating, see
+``_common.paired``).
 The end-to-end figure writes --e2e-frames frames per module as ph256 PFF
 files (``simulate_sky``), ingests them into a lake once (under --dir,
 reused), and times ``Lake.time_offsets`` + ``Lake.coincidence_groups``
@@ -172,6 +176,8 @@ def main() -> None:
     parser.add_argument("--e2e-frames", type=int, default=1_000_000,
                         help="frames per module for the lake figure (0: skip)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-timing")
+    parser.add_argument("--single-thread", action="store_true",
+                        help="also time pfflake on one thread")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()} ({os.cpu_count()} cores)")
     times, showers = make_times(args.frames)
@@ -189,6 +195,16 @@ def main() -> None:
     theirs_s, ours_s, ratio = paired(lambda: pipeline(times), lambda: ours(times), args.runs)
     print(f"chain (offsets + groups), numpy arrays: pfflake {ours_s:.2f} s, "
           f"pipeline way {theirs_s:.1f} s, ratio {ratio:.1f}x   [load {os.getloadavg()[0]:.2f}]")
+    if args.single_thread:
+        import pfflake.coincidence as coincidence
+        import pfflake.timing as timing
+
+        saved = timing._THREADS, coincidence._THREADS
+        timing._THREADS = coincidence._THREADS = 1
+        theirs_s, ours_s, ratio = paired(lambda: pipeline(times), lambda: ours(times), args.runs)
+        timing._THREADS, coincidence._THREADS = saved
+        print(f"  the same, pfflake on one thread: pfflake {ours_s:.2f} s, pipeline way "
+              f"{theirs_s:.1f} s, ratio {ratio:.1f}x   [load {os.getloadavg()[0]:.2f}]")
 
     if args.e2e_frames:
         args.dir.mkdir(parents=True, exist_ok=True)
