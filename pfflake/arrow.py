@@ -45,8 +45,10 @@ from .schema import (
     DATA_PRODUCT,
     FILE_FRAME,
     FRAME,
+    HOST_UNIX_T_NS,
     IMAGE,
     MODULE,
+    PACKET_LOSS,
     PIXEL_ARGMAX,
     PIXEL_MAX,
     PIXEL_MEAN,
@@ -63,6 +65,7 @@ from .schema import (
     header_column,
     stats_fields,
 )
+from .timestamps import TimeOverflowError, host_times
 
 if TYPE_CHECKING:
     from .file import PFFFile
@@ -242,6 +245,8 @@ class _BatchBuilder:
         byte_offset = np.empty(n, dtype=np.int64)
         unix_t_ns = np.empty(n, dtype=np.int64)
         quality = np.empty(n, dtype=np.uint8)
+        host_ns = np.empty(n, dtype=np.int64)
+        packet_loss = np.empty(n, dtype=bool)
         seqno = np.empty(n, dtype=np.int32)
         seqno_null = np.zeros(n, dtype=bool)
         for p in pieces:
@@ -254,6 +259,10 @@ class _BatchBuilder:
                 headers[k][rows] = meta[k]
             ts, q = pf.frame_times(meta, p.lo)
             unix_t_ns[rows], quality[rows] = ts, q
+            try:
+                host_ns[rows], packet_loss[rows] = host_times(meta, self.product.header_kind)
+            except TimeOverflowError as e:
+                raise pf.time_error(p.lo + int(e.rows[0]), e) from None
             file_frame[rows] = local
             byte_offset[rows] = pf.frame_offsets(local)
             s = self.seqnos[p.file]
@@ -277,6 +286,8 @@ class _BatchBuilder:
             UNIX_T_NS: time_ns,
             TIME: time_ns.view(self.schema.field(TIME).type),
             TIME_QUALITY: _array(quality),
+            HOST_UNIX_T_NS: _array(host_ns),
+            PACKET_LOSS: _bool_array(packet_loss),
         }
         for k in self.keys:
             columns[header_column(k)] = _array(headers[k])
@@ -383,6 +394,12 @@ def _array(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     return pa.Array.from_buffers(
         arrow_type, len(values), [validity, pa.py_buffer(values)], null_count=-1
     )
+
+
+def _bool_array(values: np.ndarray) -> pa.Array:
+    """A numpy bool array as an Arrow boolean array (bit-packed: one copy, no pandas probe)."""
+    bits = pa.py_buffer(np.packbits(values, bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, bits], null_count=0)
 
 
 def _repeat_string(value: str, n: int) -> pa.Array:

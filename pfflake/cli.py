@@ -515,6 +515,88 @@ class _OnceHandler(logging.Handler):
         _warn_once(self.seen, record.getMessage())
 
 
+# -- pypff's CLI faces (issue 12): ``pfflake show`` / ``pfflake profile`` ------
+
+
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="Path to the .pffd run directory."),
+    details: bool = typer.Option(False, "--details", "-d", help="Show individual PFF files."),
+) -> None:
+    """The structure of a run as a tree (pypff's ``show``; ``pfflake info`` gives the table)."""
+    from .profile import show_run
+
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    show_run(run_dir, details=details)
+
+
+@app.command()
+def profile(
+    run_dir: Path = typer.Argument(..., help="Path to the .pffd run directory."),
+    product: list[str] = typer.Option(None, "--product", "-p", help="Streams (default: all)."),
+    frames: int = typer.Option(1000, "--frames", "-n", help="Frames per sequential/bulk read."),
+    step: int = typer.Option(10, "--step", "-s", help="Step of the strided read."),
+    random: int = typer.Option(100, "--random", "-r", help="Random frames read."),
+    no_pypff: bool = typer.Option(False, "--no-pypff", help="Do not time pypff side by side."),
+) -> None:
+    """Time the main reads as pypff's ``profile`` does, with pypff side by side if installed."""
+    from .profile import print_profile, profile_run
+
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    rows = profile_run(run_dir, product or None, n_frames=frames, step=step,
+                       random_samples=random, compare=not no_pypff)
+    print_profile(rows, run_dir.name)
+
+
+# -- the high-energy chain: clock offsets and k-of-N coincidences (issue 14) ------------------
+
+
+@app.command()
+def offsets(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    reference: int = typer.Option(..., "--reference", help="Reference module id."),
+    modules: str = typer.Option(..., "--modules", help="Modules to estimate, e.g. 2,3,4."),
+    window_us: str = typer.Option("20000", "--window-us", help="Pairing window +-us."),
+    bin_s: str = typer.Option("120", "--bin-s", help="Bin length in s."),
+    time_base: str = typer.Option("host", "--time-base", help="host or wr."),
+    where: str = typer.Option(None, "--where", help="SQL predicate on frames."),
+    data_product: str = typer.Option(None, "--data-product", help="e.g. ph256."),
+    cuts: bool = typer.Option(False, "--cuts/--no-cuts", help="Apply the default cuts first."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
+    out: Path = typer.Option(None, "--out", help="Write to this file (parquet keeps params)."),
+) -> None:
+    """Clock offset of each module against a reference, per time bin (int ns)."""
+    from .cli_events import run_offsets
+
+    run_offsets(lake, reference, modules, window_us, bin_s, time_base, where, data_product,
+                cuts, fmt, out)
+
+
+@app.command()
+def coincidences(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    modules: str = typer.Option(..., "--modules", help="Modules, e.g. 1,2,3."),
+    window_us: str = typer.Option("1000", "--window-us", help="Coincidence window +-us."),
+    min_multiplicity: int = typer.Option(2, "--min-multiplicity", help="k of N."),
+    time_base: str = typer.Option("host", "--time-base", help="host or wr."),
+    offsets_file: Path = typer.Option(None, "--offsets", help="Offsets table (parquet)."),
+    reference: int = typer.Option(None, "--reference", help="Estimate offsets against it."),
+    where: str = typer.Option(None, "--where", help="SQL predicate on frames."),
+    data_product: str = typer.Option(None, "--data-product", help="e.g. ph256."),
+    cuts: bool = typer.Option(False, "--cuts/--no-cuts", help="Apply the default cuts first."),
+    rate_bin_s: str = typer.Option(None, "--rate-bin-s", help="Print the rate per bin."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
+    out: Path = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
+) -> None:
+    """k-of-N coincidence groups: one row per member frame (or the rate per bin)."""
+    from .cli_events import run_coincidences
+
+    run_coincidences(lake, modules, window_us, min_multiplicity, time_base, offsets_file,
+                     reference, where, data_product, cuts, rate_bin_s, fmt, out)
+
+
 def _warn_once(seen: set[str], message: str) -> None:
     line = " ".join(str(message).split())
     if line not in seen:
@@ -581,38 +663,3 @@ def main(argv: list[str] | None = None) -> None:
         print(f"pfflake: error: {e}", file=sys.stderr)
         sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)
-
-
-# -- pypff's CLI faces (issue 12): ``pfflake show`` / ``pfflake profile`` ------
-
-
-@app.command()
-def show(
-    run_dir: Path = typer.Argument(..., help="Path to the .pffd run directory."),
-    details: bool = typer.Option(False, "--details", "-d", help="Show individual PFF files."),
-) -> None:
-    """The structure of a run as a tree (pypff's ``show``; ``pfflake info`` gives the table)."""
-    from .profile import show_run
-
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run_dir}")
-    show_run(run_dir, details=details)
-
-
-@app.command()
-def profile(
-    run_dir: Path = typer.Argument(..., help="Path to the .pffd run directory."),
-    product: list[str] = typer.Option(None, "--product", "-p", help="Streams (default: all)."),
-    frames: int = typer.Option(1000, "--frames", "-n", help="Frames per sequential/bulk read."),
-    step: int = typer.Option(10, "--step", "-s", help="Step of the strided read."),
-    random: int = typer.Option(100, "--random", "-r", help="Random frames read."),
-    no_pypff: bool = typer.Option(False, "--no-pypff", help="Do not time pypff side by side."),
-) -> None:
-    """Time the main reads as pypff's ``profile`` does, with pypff side by side if installed."""
-    from .profile import print_profile, profile_run
-
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run_dir}")
-    rows = profile_run(run_dir, product or None, n_frames=frames, step=step,
-                       random_samples=random, compare=not no_pypff)
-    print_profile(rows, run_dir.name)

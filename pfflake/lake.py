@@ -560,6 +560,29 @@ class Lake:
         from .dl1 import compute_dl1
 
         return compute_dl1(self, **kw)
+    def time_offsets(self, reference: int, modules: Sequence[int], **kw):
+        """Clock offsets of modules against a reference per bin (:func:`timing.time_offsets`)."""
+        from .timing import time_offsets
+
+        return time_offsets(self, reference, modules, **kw)
+
+    def coincidence_groups(self, modules: Sequence[int], window_ns: int, **kw):
+        """k-of-N coincidence groups, a row per member (:func:`coincidence.coincidence_groups`)."""
+        from .coincidence import coincidence_groups
+
+        return coincidence_groups(self, modules, window_ns, **kw)
+
+    def coincidence_rate(self, groups, bin_ns: int):
+        """Groups per time bin and multiplicity (:func:`coincidence.coincidence_rate`)"""
+        from .coincidence import coincidence_rate
+
+        return coincidence_rate(groups, bin_ns)
+
+    def select(self, cuts=None, **kw):
+        """Frames with the event-selection cuts flagged, a summary (:func:`cuts.lake_select`)."""
+        from .cuts import Cuts, lake_select
+
+        return lake_select(self, cuts or Cuts(), **kw)
 
     def to_dask(self, name: str = "frames", *, snap: Snapshot | None = None,
                 columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:

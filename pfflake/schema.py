@@ -23,6 +23,8 @@ BYTE_OFFSET = "byte_offset"  # of the frame's '{' within its file
 UNIX_T_NS = "unix_t_ns"  # int64 ns since the UNIX epoch: authoritative
 TIME = "time"  # the same instant as a UTC timestamp, for humans and plots
 TIME_QUALITY = "time_quality"  # uint8 bit flags, see pfflake.timestamps
+HOST_UNIX_T_NS = "host_unix_t_ns"  # int64 ns, DAQ host clock (earliest quabo), 0 if none sent
+PACKET_LOSS = "packet_loss"  # bool: some quabo's pkt_num == 0 (the pipeline's cut rule)
 # -- pixels ----------------------------------------------------------------------
 IMAGE = "image"  # fixed_shape_tensor (H, W)
 PIXEL_SUM = "pixel_sum"
@@ -92,6 +94,8 @@ def frame_schema(product: DataProduct, *, images: bool = False, stats: bool = Tr
         pa.field(UNIX_T_NS, pa.int64()),
         pa.field(TIME, pa.timestamp("ns", tz="UTC")),
         pa.field(TIME_QUALITY, pa.uint8()),
+        pa.field(HOST_UNIX_T_NS, pa.int64()),
+        pa.field(PACKET_LOSS, pa.bool_()),
     ]
     fields += [pa.field(header_column(f), header_type(f)) for f in product.header_fields]
     if stats:

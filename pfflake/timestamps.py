@@ -312,3 +312,48 @@ def _frame_times(
                 bad = np.zeros(len(ns), dtype=bool)
             bad[rows] = sub_bad
     return ns, flags, bad
+
+
+def host_times(
+    meta: Mapping[str, np.ndarray], header_kind: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(host_unix_t_ns, packet_loss)`` per frame: the high-energy pipeline's frame time.
+
+    ``host_unix_t_ns`` (int64, new array) is the DAQ host clock at arrival,
+    ``tv_sec * 1e9 + tv_usec * 1e3``, the minimum over the quabos that sent a
+    packet (``tv_sec != 0``) for module frames; 0 when no quabo sent one. It
+    does not depend on White Rabbit, which is why analysts use it when WR is
+    out of sync; it carries the network latency (a few ms) and the host
+    clock's own error. ``packet_loss`` (bool) is the pipeline's cut rule: any
+    quabo's ``pkt_num == 0`` (so an absent quabo counts, and so does the 16-bit
+    counter's rare genuine wrap to 0). ``meta`` holds pypff keys
+    (``quabo_<i>.tv_sec`` ... or ``tv_sec`` ... for ph256). Raises
+    :class:`TimeOverflowError` when a time does not fit int64 ns.
+    """
+    quabos = [f"quabo_{q}." for q in range(4)] if header_kind == "module" else [""]
+    host = None
+    loss = None
+    for prefix in quabos:
+        sec = np.asarray(meta[prefix + "tv_sec"], dtype=np.int64)
+        usec = np.asarray(meta[prefix + "tv_usec"], dtype=np.int64)
+        sent = sec != 0
+        if len(sec) and not (
+            sec.min() >= -_SAFE_SEC and sec.max() <= _SAFE_SEC
+            and usec.min() >= -_SAFE_USEC and usec.max() <= _SAFE_USEC
+        ):
+            wild = sent & ((np.abs(sec) > _SAFE_SEC) | (np.abs(usec) > _SAFE_USEC))
+            if wild.any():
+                j = int(np.flatnonzero(wild)[0])
+                raise TimeOverflowError(
+                    np.flatnonzero(wild),
+                    f"host clock {prefix}tv_sec={int(sec[j])}, tv_usec={int(usec[j])}",
+                )
+        t = sec * NS_PER_S
+        t += usec * 1000
+        if header_kind == "module":
+            t[~sent] = INT64_MAX
+        host = t if host is None else np.minimum(host, t, out=host)
+        lost = np.asarray(meta[prefix + "pkt_num"]) == 0
+        loss = lost if loss is None else (loss | lost)
+    host[host == INT64_MAX] = 0
+    return host, loss

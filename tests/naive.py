@@ -144,3 +144,22 @@ def naive_hk(path: str | Path) -> list[tuple[str, dict]]:
         for device, fields in json.loads(block).items():
             records.append((device, fields))
     return records
+
+
+def naive_host_t_ns(flat: dict[str, int], product_kind: str) -> tuple[int, bool]:
+    """``(host clock ns, packet loss)`` of one frame, the high-energy pipeline's way.
+
+    Host time: ``tv_sec * 1e9 + tv_usec * 1e3`` of the earliest quabo that sent
+    (``tv_sec != 0``; 0 if none did); a single-quabo header uses its own.
+    Packet loss: any quabo's ``pkt_num == 0``.
+    """
+    kind = NAIVE_PRODUCTS[product_kind][2] if product_kind in NAIVE_PRODUCTS else product_kind
+    if kind != "module":
+        return flat["tv_sec"] * NS_PER_S + flat["tv_usec"] * 1000, flat["pkt_num"] == 0
+    times = [
+        flat[f"quabo_{q}.tv_sec"] * NS_PER_S + flat[f"quabo_{q}.tv_usec"] * 1000
+        for q in range(4)
+        if flat[f"quabo_{q}.tv_sec"] != 0
+    ]
+    lost = any(flat[f"quabo_{q}.pkt_num"] == 0 for q in range(4))
+    return (min(times) if times else 0), lost

@@ -14,7 +14,13 @@ from pfflake.arrow import arrow_c_stream, frame_batches, to_arrow
 from pfflake.schema import frame_schema
 from pfflake.simulate import simulate_run
 from tests.conftest import IMG16_FILE, PH256_FILE, REAL_PFF_FILES
-from tests.naive import NAIVE_PRODUCTS, naive_flat, naive_read, naive_unix_t_ns
+from tests.naive import (
+    NAIVE_PRODUCTS,
+    naive_flat,
+    naive_host_t_ns,
+    naive_read,
+    naive_unix_t_ns,
+)
 
 PRODUCTS = ["img16", "img8", "ph1024", "ph256"]
 THRESHOLD = 50.0
@@ -55,6 +61,7 @@ def naive_columns(paths, threshold=THRESHOLD):
         for i, header in enumerate(f.headers):
             flat = naive_flat(header)
             ns, quality = naive_unix_t_ns(flat, f.product)
+            host_ns, lost = naive_host_t_ns(flat, f.product)
             row = {
                 "run": path.parent.name,
                 "data_product": f.product,
@@ -65,6 +72,8 @@ def naive_columns(paths, threshold=THRESHOLD):
                 "byte_offset": f.offsets[i],
                 "unix_t_ns": ns,
                 "time_quality": quality,
+                "host_unix_t_ns": host_ns,
+                "packet_loss": lost,
             }
             row.update({k.replace(".", "_"): v for k, v in flat.items()})
             for k, v in row.items():
