@@ -48,13 +48,14 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sky(tmp_path_factory):
     """A lake of the real samples plus a simulated 4-module ph256 night with clock offsets,
-    showers, packet loss, a rate spike and a not-tracking stretch; and its report."""
+    showers, packet loss, a rate spike, a not-tracking stretch and one module whose White
+    Rabbit time is out of sync (so the report uses the host clock); and its report."""
     simulate_sky = pytest.importorskip("pfflake.simulate_sky").simulate_sky
     base = tmp_path_factory.mktemp("report-sky")
     truth = simulate_sky(base / "runs", modules=(254, 253, 252), duration_s=900,
-                         trigger_rate_hz=4.0, shower_rate_hz=0.5, shower_p=0.8,
-                         packet_loss_fraction=0.01, spikes=[(253, 300, 30, 60.0)],
-                         not_tracking=[(252, 600, 60)], seed=3)
+                         trigger_rate_hz=1.0, shower_rate_hz=0.5, shower_p=0.8,
+                         packet_loss_fraction=0.01, spikes=[(253, 300, 30, 20.0)],
+                         not_tracking=[(252, 600, 60)], wr_out_of_sync=(253,), seed=3)
     lake = _ingest(base / "lake", [EXAMPLE_RUN, LEGACY_RUN, truth.path])
     report = write_report(lake, base / "report", options=ReportOptions(workers=1), strict=True)
     return truth, lake, report
@@ -240,7 +241,10 @@ def test_sky_offsets_match_the_simulated_clocks(sky):
         # the median of per-bin offsets of a drifting clock: within the drift over the night
         drift = abs(truth.clocks[r["module"]].drift_ppb - truth.clocks[ref].drift_ppb) * 900
         assert abs(r["median_offset_ms"] * 1e6 - expected) <= drift + 100_000, r
-        assert r["median_abs_dt_after_us"] < 200 < r["median_abs_dt_before_us"]
+        # after: only the arrival-latency jitter (uniform 0.2-1.2 ms per module: the median
+        # |difference| of two is ~0.29 ms); before: the clock offsets themselves (>= 3 ms)
+        assert r["median_abs_dt_after_us"] < 400, r
+        assert r["median_abs_dt_before_us"] > 2000, r
 
 
 def test_sky_coincidences_against_truth(sky):
@@ -248,10 +252,13 @@ def test_sky_coincidences_against_truth(sky):
     rows = {r["multiplicity"]: r["groups"] for r in _table(report, "coincidences", "Groups")
             .to_pylist()}
     seen = truth.multiplicity()
-    for k in (2, 3):
-        want = int((seen == k).sum())
-        # showers seen by k modules, give or take accidentals and packet-loss frames
-        assert abs(rows.get(k, 0) - want) <= max(5, 0.1 * want), (k, rows, want)
+    # accidental pairs expected: 2 x window x rate_a x rate_b x time, per module pair (the
+    # background and the rate spike); about 8 here
+    w, t = 1e-3, truth.duration_ns / 1e9
+    accidental = 3 * 2 * w * 1.0 * 1.0 * t + 2 * 2 * w * 20.0 * 1.0 * 30
+    want2, want3 = int((seen == 2).sum()), int((seen == 3).sum())
+    assert want2 <= rows.get(2, 0) <= want2 + 3 * accidental + 3, (rows, want2, accidental)
+    assert abs(rows.get(3, 0) - want3) <= 3, (rows, want3)
 
 
 def test_sky_cuts_shaded_and_counted(sky):

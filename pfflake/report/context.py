@@ -39,7 +39,9 @@ class ReportOptions:
 
     ``image_event_where``: which frames of fixed-rate imaging products (img16, img8)
     count as events for clock offsets and coincidences (every frame of a triggered
-    pulse-height product is one). ``compute_pedestals``: commit pedestals for runs
+    pulse-height product is one). ``time_base``: the clock the timing sections use
+    ("auto": White Rabbit when it is in sync for >= 99 % of every module's frames,
+    else the DAQ host clock). ``compute_pedestals``: commit pedestals for runs
     that have none (the report then says it did, and at which lake version).
     """
 
@@ -50,6 +52,7 @@ class ReportOptions:
     rate_bin_ns: int | None = None  # None: about 150 bins over the night
     coincidence_bin_ns: int | None = None  # None: 300 s, shorter for short nights
     image_event_where: str = "pixel_max > 1000"
+    time_base: str = "auto"  # clock of offsets/coincidences: "auto", "host" or "wr"
     compute_pedestals: bool = True
     max_streams_plotted: int = 16
     dpi: int = 90

@@ -29,6 +29,7 @@ from .context import (
 TRIGGERED = ("ph256", "ph1024")
 #: Reference telescope preference (module ids of Gattini, Winter, Fern, PTI-Heli).
 REFERENCE_ORDER = (254, 253, 252, 250)
+CLOCKS = {"host": "DAQ host clock", "wr": "White Rabbit clock"}
 
 
 def _event_where(ctx: Context, product: str) -> str | None:
@@ -60,8 +61,28 @@ def plan(ctx: Context) -> dict[str, Any] | None:
         ew = _event_where(ctx, best["data_product"])
         best["where"] = " AND ".join(f"({p})" for p in (ctx.run_filter, ew) if p)
         best["event_where"] = ew
+        best["time_base"] = _time_base(ctx, best)
     ctx.cache["timing_plan"] = best
     return best
+
+
+#: Share of a module's frames with a White Rabbit time in sync above which "auto" uses WR.
+WR_TRUSTED = 0.99
+
+
+def _time_base(ctx: Context, p: dict[str, Any]) -> str:
+    """``ReportOptions.time_base``, or for "auto": White Rabbit when every module of the
+    plan has WR time in sync for >= 99 % of its frames, else the DAQ host clock (the
+    pipeline's choice: WR is often out of sync on real nights)."""
+    if ctx.options.time_base != "auto":
+        return ctx.options.time_base
+    mods = ", ".join(map(str, p["modules"]))
+    rows = ctx.lake.sql(
+        "SELECT module, sum(frames), sum(no_wr_frames + clock_desync_frames) FROM run_quality"
+        + ctx.where(f"data_product = {sql_str(p['data_product'])}", f"module IN ({mods})")
+        + " GROUP BY module").fetchall()
+    ok = all(n and 1 - bad / n >= WR_TRUSTED for _, n, bad in rows)
+    return "wr" if ok and len(rows) == len(p["modules"]) else "host"
 
 
 def offsets(ctx: Context) -> tuple[pa.Table | None, str | None]:
@@ -79,7 +100,8 @@ def offsets(ctx: Context) -> tuple[pa.Table | None, str | None]:
             t = ctx.lake.time_offsets(p["reference"], p["modules"][1:],
                                       window_ns=ctx.options.offset_window_ns,
                                       bin_ns=ctx.options.offset_bin_ns, where=p["where"],
-                                      data_product=p["data_product"])
+                                      data_product=p["data_product"],
+                                      time_base=p["time_base"])
             result = (t, None)
         except ValueError as e:
             result = (None, f"clock offsets could not be estimated: {e}")
@@ -116,7 +138,8 @@ def groups(ctx: Context, corrected: bool) -> tuple[pa.Table | None, str | None]:
         try:
             g = ctx.lake.coincidence_groups(p["modules"], ctx.options.coincidence_window_ns,
                                             offsets=off, where=p["where"],
-                                            data_product=p["data_product"])
+                                            data_product=p["data_product"],
+                                            time_base=p["time_base"])
             result = (g, None)
         except ValueError as e:
             result = (None, f"coincidences could not be found: {e}")
@@ -184,7 +207,7 @@ def offsets_section(ctx: Context) -> Section:
     ax1.axhline(0, color="k", lw=0.5)
     ax1.set_ylabel("offset (ms)")
     ax1.set_title(f"per-bin offsets ({ctx.options.offset_bin_ns / NS_PER_S:g} s bins), "
-                  f"{p['data_product']}, host clock", fontsize=8)
+                  f"{p['data_product']}, {CLOCKS[p['time_base']]}", fontsize=8)
     utc_axis(ax1)
     if usable.num_rows:
         ax1.legend(fontsize=7)
@@ -216,6 +239,7 @@ def offsets_section(ctx: Context) -> Section:
         s.notes.append("no offset estimate for module(s) " + ", ".join(map(str, never))
                        + " (too few pairs above the accidental background); their times are "
                        "left uncorrected")
+    s.notes.append(_clock_note(p))
     if p["event_where"]:
         s.notes.append(f"events of {p['data_product']}: frames with {p['event_where']}")
     if gwhy:
@@ -256,7 +280,8 @@ def coincidence_section(ctx: Context) -> Section:
                 label=f"{m}-fold")
     ax.set_ylabel("groups / s")
     ax.set_title(f"coincidences of modules {', '.join(map(str, p['modules']))} "
-                 f"({p['data_product']}), bins of {b / NS_PER_S:g} s", fontsize=8)
+                 f"({p['data_product']}, {CLOCKS[p['time_base']]}), bins of {b / NS_PER_S:g} s",
+                 fontsize=8)
     utc_axis(ax)
     ax.legend(fontsize=7)
     s.figures.append((ctx.save(fig, "coincidence_rate"), "Coincidence rate per multiplicity."))
@@ -273,12 +298,20 @@ def coincidence_section(ctx: Context) -> Section:
     s.tables.append((f"Groups (window ±{ctx.options.coincidence_window_ns / 1e6:g} ms, "
                      f"after clock correction; {n_groups} groups over "
                      f"{full / NS_PER_S:.1f} s)", summary))
+    s.notes.append(_clock_note(p))
     if raw is not None:
         s.notes.append("without the clock correction the same search finds "
                        f"{len(set(raw.column('group_id').to_pylist()))} groups")
     if p["event_where"]:
         s.notes.append(f"events of {p['data_product']}: frames with {p['event_where']}")
     return s
+
+
+def _clock_note(p: dict[str, Any]) -> str:
+    why = ("White Rabbit time is in sync for >= 99 % of every module's frames"
+           if p["time_base"] == "wr" else "White Rabbit time is missing or out of sync for "
+           "some module (or the host clock was asked for)")
+    return f"times on the {CLOCKS[p['time_base']]}: {why}"
 
 
 __all__ = ["coincidence_section", "offsets_section", "plan", "sql_str"]
