@@ -197,10 +197,15 @@ def test_no_calibration_when_computing_is_off(tmp_path):
     assert lake.version == v
     gallery = _table(report, "gallery", "Gallery").to_pylist()
     assert gallery and all(r["image"] == "raw" for r in gallery)  # said, not hidden
-    report = write_report(lake, tmp_path / "r", options=ReportOptions(workers=1), strict=True)
+    report = write_report(lake, tmp_path / "r", strict=True,
+                          options=ReportOptions(workers=1, pedestal_frames_per_stream=100))
     manifest = json.loads(report.manifest.read_text())
-    assert manifest["computed"]["pedestals"]["from_version"] == v
+    computed = manifest["computed"]["pedestals"]
+    assert computed["from_version"] == v and computed["streams"] == [["legacy-run", "ph256", 254]]
+    assert computed["every_nth_frame"] == {"legacy-run ph256 m254": 3}  # 207 frames, <= 100
     assert manifest["lake_version"] == lake.version == v + 1
+    used = lake.sql("SELECT sum(n_frames) FROM calibration WHERE kind = 'pedestal'").fetchall()
+    assert 0 < used[0][0] <= 69  # frames 0, 3, ..., 204
 
 
 def test_cli_report(demo, tmp_path):
@@ -259,6 +264,12 @@ def test_sky_coincidences_against_truth(sky):
     want2, want3 = int((seen == 2).sum()), int((seen == 3).sum())
     assert want2 <= rows.get(2, 0) <= want2 + 3 * accidental + 3, (rows, want2, accidental)
     assert abs(rows.get(3, 0) - want3) <= 3, (rows, want3)
+    # the chance line: singles ~1.4 Hz per module (background + showers), the spike 20 Hz
+    table = _table(report, "coincidences", "Groups").to_pylist()
+    chance = next(r["expected_by_chance"] for r in table if r["multiplicity"] == 2)
+    singles = 1.0 + 0.5 * 0.8
+    want = 3 * 2 * w * singles**2 * t + 2 * 2 * w * 20.0 * singles * 30
+    assert 0.7 * want < chance < 1.3 * want, (chance, want)
 
 
 def test_sky_cuts_shaded_and_counted(sky):

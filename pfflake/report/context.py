@@ -54,6 +54,9 @@ class ReportOptions:
     image_event_where: str = "pixel_max > 1000"
     time_base: str = "auto"  # clock of offsets/coincidences: "auto", "host" or "wr"
     compute_pedestals: bool = True
+    #: Pedestals computed by the report use at most this many frames per stream (every
+    #: n-th frame; the L1 pipeline's ph pedestal uses every 200th), so a night stays fast.
+    pedestal_frames_per_stream: int = 200_000
     max_streams_plotted: int = 16
     dpi: int = 90
     workers: int | None = None  # processes for computing pedestals (None: all cores)
@@ -118,16 +121,6 @@ class Context:
         if key not in self.cache:
             self.cache[key] = set(self.lake.sql(f"SELECT * FROM {table} LIMIT 0").columns)
         return column in self.cache[key]
-
-    def span_ns(self) -> tuple[int, int] | None:
-        """First and last trusted frame time of the chosen runs (from ``run_quality``)."""
-        if "span" not in self.cache:
-            row = self.lake.sql(
-                "SELECT min(first_unix_t_ns), max(last_unix_t_ns) FROM run_quality"
-                + self.where("first_unix_t_ns >= " + str(Y2000_NS))).fetchall()[0]
-            self.cache["span"] = None if row is None or row[0] is None else (int(row[0]),
-                                                                             int(row[1]))
-        return self.cache["span"]
 
     def save(self, fig, name: str) -> str:
         """Write ``fig`` as ``figures/<name>.png``; returns the path relative to the page."""

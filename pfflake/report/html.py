@@ -36,9 +36,11 @@ figcaption { color: var(--muted); font-size: 12px; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 8px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 12px; margin: 4px 0 8px; }
-th, td { border: 1px solid var(--line); padding: 2px 6px; text-align: left; white-space: nowrap; }
+th, td { border: 1px solid var(--line); padding: 2px 6px; text-align: left; }
+td { max-width: 26em; overflow-wrap: anywhere; }
+th { white-space: nowrap; }
 th { background: var(--bg2); }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 ul.notes { font-size: 12px; color: var(--muted); margin: 4px 0; }
 .glance { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 6px;
           margin: 12px 0; }

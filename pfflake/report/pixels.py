@@ -19,9 +19,10 @@ from .context import Y2000_NS, Context, Section, new_figure, sql_str, utc
 HOT_MAX, DEAD_MAX = 0.10, 0.30
 
 
-def _missing_streams(ctx: Context) -> list[tuple[str, str, int]]:
+def _missing_streams(ctx: Context) -> list[tuple[str, str, int, int]]:
+    """``(run, data_product, module, frames)`` of the chosen streams without pedestals."""
     return [tuple(r) for r in ctx.lake.sql(
-        "SELECT DISTINCT q.run, q.data_product, q.module FROM run_quality AS q "
+        "SELECT DISTINCT q.run, q.data_product, q.module, q.frames FROM run_quality AS q "
         "ANTI JOIN (SELECT DISTINCT run, data_product, module FROM calibration "
         "WHERE kind = 'pedestal') AS c USING (run, data_product, module)"
         + ctx.where("q.frames > 0", f"q.first_unix_t_ns >= {Y2000_NS}", alias="q")
@@ -35,20 +36,28 @@ def ensure_pedestals(ctx: Context) -> str | None:
     if not missing:
         return None
     if not ctx.options.compute_pedestals:
-        return ("no calibration for " + ", ".join(f"{r} {p} m{m}" for r, p, m in missing)
+        return ("no calibration for " + ", ".join(f"{r} {p} m{m}" for r, p, m, _ in missing)
                 + " (computing it was switched off)")
-    where = " OR ".join(f"(run = {sql_str(r)} AND data_product = {sql_str(p)} AND module = {m})"
-                        for r, p, m in missing)
+    limit = max(1, int(ctx.options.pedestal_frames_per_stream))
+    steps = {(r, p, m): -(-int(n) // limit) for r, p, m, n in missing}
+    where = " OR ".join(
+        f"(run = {sql_str(r)} AND data_product = {sql_str(p)} AND module = {m}"
+        + (f" AND frame % {steps[(r, p, m)]} = 0" if steps[(r, p, m)] > 1 else "") + ")"
+        for r, p, m, _ in missing)
     before = ctx.lake.version
     try:
         result = ctx.lake.compute_pedestals(where=where, workers=ctx.options.workers)
     except (OSError, ValueError) as e:
         return f"no calibration: computing pedestals failed ({e})"
-    ctx.computed["pedestals"] = {"streams": [list(x) for x in missing],
+    sampled = {f"{r} {p} m{m}": k for (r, p, m), k in steps.items() if k > 1}
+    ctx.computed["pedestals"] = {"streams": [list(x[:3]) for x in missing],
+                                 "every_nth_frame": sampled,
                                  "from_version": before, "version": result.version,
                                  "rows": result.rows, "seconds": round(result.seconds, 2)}
     return (f"pedestals computed by this report for {len(missing)} stream(s) "
-            f"(lake version {before} -> {result.version}, {result.seconds:.1f} s)")
+            f"(lake version {before} -> {result.version}, {result.seconds:.1f} s"
+            + (f"; from every {max(steps.values())}th frame at most, "
+               f"<= {limit:,} frames per stream" if sampled else "") + ")")
 
 
 def _maps(ctx: Context) -> list[dict]:

@@ -55,7 +55,8 @@ def plan(ctx: Context) -> dict[str, Any] | None:
             overlap = [r[1] for r in mods if r[1] != ref[1] and r[2] <= ref[3] and r[3] >= ref[2]]
             if overlap and (best is None or len(overlap) + 1 > len(best["modules"])):
                 best = {"data_product": dp, "reference": int(ref[1]),
-                        "modules": [int(ref[1]), *map(int, overlap)]}
+                        "modules": [int(ref[1]), *map(int, overlap)],
+                        "lo": int(ref[2]), "hi": int(ref[3])}  # the reference's span
             break  # the preferred reference of this product decides
     if best is not None:
         ew = _event_where(ctx, best["data_product"])
@@ -148,16 +149,22 @@ def groups(ctx: Context, corrected: bool) -> tuple[pa.Table | None, str | None]:
 
 
 def _dt_to_reference(g: pa.Table, reference: int, column: str) -> dict[int, np.ndarray]:
-    """Per module: member time minus the reference member's time of the same group (ns)."""
+    """Per module: member time minus the reference member's time of the same group (ns);
+    groups without a reference member are left out (an ambiguous group's first one)."""
     gid = g.column("group_id").to_numpy(zero_copy_only=False)
     mod = g.column("module").to_numpy(zero_copy_only=False)
     t = g.column(column).to_numpy(zero_copy_only=False)
     is_ref = mod == reference
-    ref_t = dict(zip(gid[is_ref].tolist(), t[is_ref].tolist(), strict=True))
+    order = np.argsort(gid[is_ref], kind="stable")
+    ref_gid, ref_t = gid[is_ref][order], t[is_ref][order]
     out: dict[int, np.ndarray] = {}
+    if len(ref_gid) == 0:
+        return out
     for m in sorted(set(mod.tolist()) - {reference}):
-        k = (mod == m) & np.isin(gid, list(ref_t))
-        out[m] = t[k] - np.array([ref_t[x] for x in gid[k].tolist()], dtype=np.int64)
+        k = np.flatnonzero(mod == m)
+        i = np.minimum(np.searchsorted(ref_gid, gid[k]), len(ref_gid) - 1)
+        hit = ref_gid[i] == gid[k]
+        out[m] = t[k][hit] - ref_t[i][hit]
     return out
 
 
@@ -256,13 +263,14 @@ def coincidence_section(ctx: Context) -> Section:
         s.empty = f"no data: {why}"
         return s
     p = plan(ctx)
-    span = ctx.span_ns()
-    full = (span[1] - span[0]) if span else 0
+    tc = g.column("t_corrected_ns").to_numpy(zero_copy_only=False)
+    lo, hi = (int(tc.min()), int(tc.max())) if len(tc) else (p["lo"], p["hi"])
+    full = hi - lo  # the stretch where modules recorded together
     b = ctx.options.coincidence_bin_ns or (300 * NS_PER_S if full >= 3000 * NS_PER_S
                                            else nice_bin_ns(full, 30))
     rate = ctx.lake.coincidence_rate(g, b)
     raw, _ = groups(ctx, corrected=False)
-    n_groups = len(set(g.column("group_id").to_pylist()))
+    n_groups = _n_groups(g)
     if n_groups == 0:
         s.empty = (f"no data: no coincidence of modules {p['modules']} within "
                    f"±{ctx.options.coincidence_window_ns / 1e6:g} ms"
@@ -278,6 +286,11 @@ def coincidence_section(ctx: Context) -> Section:
         ax.step(to_datetime64(np.append(t[sel], t[sel][-1] + b)),
                 np.append(n[sel], n[sel][-1]) / (b / NS_PER_S), where="post", lw=1.2,
                 label=f"{m}-fold")
+    acc_t, acc = _accidental_2fold(ctx, p, b, lo // b * b, hi // b * b + b)
+    if len(acc_t):
+        ax.step(to_datetime64(np.append(acc_t, acc_t[-1] + b)), np.append(acc, acc[-1]),
+                where="post", lw=1, ls=":", color="k",
+                label="2-fold expected by chance (singles rates)")
     ax.set_ylabel("groups / s")
     ax.set_title(f"coincidences of modules {', '.join(map(str, p['modules']))} "
                  f"({p['data_product']}, {CLOCKS[p['time_base']]}), bins of {b / NS_PER_S:g} s",
@@ -295,16 +308,58 @@ def coincidence_section(ctx: Context) -> Section:
         "count(DISTINCT group_id) FILTER (WHERE ambiguous) AS ambiguous_groups, "
         "round(median(span_ns) / 1e3, 2) AS median_span_us FROM per GROUP BY ALL ORDER BY 1"
     ).to_arrow_table()
+    chance = float(acc.sum() * b / NS_PER_S) if len(acc) else None
+    summary = summary.append_column(
+        "expected_by_chance",
+        pa.array([round(chance, 1) if (m == 2 and chance is not None) else None
+                  for m in summary.column("multiplicity").to_pylist()], pa.float64()))
     s.tables.append((f"Groups (window ±{ctx.options.coincidence_window_ns / 1e6:g} ms, "
                      f"after clock correction; {n_groups} groups over "
-                     f"{full / NS_PER_S:.1f} s)", summary))
+                     f"{full / NS_PER_S:.1f} s from the first to the last)", summary))
     s.notes.append(_clock_note(p))
     if raw is not None:
-        s.notes.append("without the clock correction the same search finds "
-                       f"{len(set(raw.column('group_id').to_pylist()))} groups")
+        s.notes.append(f"without the clock correction the same search finds {_n_groups(raw)} "
+                       "groups")
+    s.notes.append("expected by chance: sum over module pairs of 2 x window x rate_a x rate_b "
+                   "per bin, from the events' singles rates (k = 2; an upper bound when "
+                   "events are correlated)")
     if p["event_where"]:
         s.notes.append(f"events of {p['data_product']}: frames with {p['event_where']}")
     return s
+
+
+def _n_groups(g: pa.Table) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.count_distinct(g.column("group_id")).as_py()) if g.num_rows else 0
+
+
+def _accidental_2fold(ctx: Context, p: dict[str, Any], b: int, lo: int, hi: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin of ``[lo, hi)``: the 2-fold rate (groups/s) chance alone gives, from each
+    module's event rate in the bin: sum over module pairs of 2 w r_a r_b (w = half-window
+    in s). Raw times: a clock offset only shifts a rate by milliseconds."""
+    col = "host_unix_t_ns" if p["time_base"] == "host" else "unix_t_ns"
+    mods = ", ".join(map(str, p["modules"]))
+    t = ctx.table(
+        f"SELECT module, {col} // {b} * {b} AS bin_ns, count(*) AS n FROM frames"
+        + ctx.where(p["event_where"], f"data_product = {sql_str(p['data_product'])}",
+                    f"module IN ({mods})", f"{col} >= {max(lo, Y2000_NS)}", f"{col} < {hi}")
+        + " GROUP BY ALL ORDER BY ALL")
+    if t.num_rows == 0:
+        return np.empty(0, np.int64), np.empty(0)
+    mod = t.column("module").to_numpy(zero_copy_only=False)
+    bins = t.column("bin_ns").to_numpy(zero_copy_only=False)
+    n = t.column("n").to_numpy(zero_copy_only=False).astype(np.float64)
+    starts = np.arange(bins.min(), bins.max() + b, b)
+    r = np.zeros((len(p["modules"]), len(starts)))
+    for i, m in enumerate(p["modules"]):
+        k = mod == m
+        r[i, (bins[k] - starts[0]) // b] = n[k] / (b / NS_PER_S)
+    w = ctx.options.coincidence_window_ns / NS_PER_S
+    total = r.sum(axis=0)
+    pairs = (total ** 2 - (r ** 2).sum(axis=0)) / 2  # sum over a < b of r_a r_b
+    return starts, 2 * w * pairs
 
 
 def _clock_note(p: dict[str, Any]) -> str:
