@@ -472,6 +472,35 @@ def demo(
     run_demo(out, workers=workers or None)
 
 
+@app.command()
+def report(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    run: list[str] = typer.Option(None, "--run", help="A run to report (repeatable)."),
+    night: str = typer.Option(
+        None, "--night", help="YYYY-MM-DD: runs whose first frame is from D 12:00 to D+1 12:00 UTC."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for index.html, figures/, manifest.json."
+    ),
+    compute_pedestals: bool = typer.Option(
+        True, help="Commit pedestals for streams that have none (else: 'no calibration')."
+    ),
+    gallery: int = typer.Option(8, help="Brightest events shown."),
+) -> None:
+    """Write a static HTML quality report of a night (or runs) from the lake alone."""
+    from .report.command import check_night, report_command
+
+    if run and night:
+        raise _usage("give --run or --night, not both")
+    try:
+        night = check_night(night)
+    except ValueError as e:
+        raise _cx.BadParameter(str(e), ctx=get_current_context(silent=True),
+                               param_hint="--night") from None
+    raise typer.Exit(report_command(lake, run, night, out, compute_pedestals=compute_pedestals,
+                                    gallery=gallery))
+
+
 # -- entry point ---------------------------------------------------------------------
 
 

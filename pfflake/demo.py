@@ -3,7 +3,8 @@
 It shows the whole path in one command: real PFF files and a simulated run
 with coincident flashes in two modules are ingested into a lake (Parquet +
 Zarr v3), a few example questions from ``sql/examples`` are answered, the
-brightest frames are written as PNGs, a light curve as CSV and PNG, and the
+brightest frames are written as PNGs, a light curve as CSV and PNG, the lake's
+quality report (:mod:`pfflake.report`) as a static HTML page, and the
 demo says where everything is.
 """
 
@@ -33,6 +34,7 @@ class DemoResult:
     light_curve_csv: Path | None = None
     light_curve_png: Path | None = None
     coincidences: int = 0
+    report: Path | None = None
 
 
 def sample_runs() -> list[Path]:
@@ -113,11 +115,25 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     pacsv.write_csv(curve, result.light_curve_csv)
     result.light_curve_png = _plot_light_curve(curve, out / "light_curve.png")
 
+    console.print("[bold]6. Quality report[/] of the whole lake (pfflake report)")
+    from .report import write_report
+
+    rep = write_report(lake, out / "report", options=_report_options(workers))
+    result.report = rep.index
+    console.print(f"   {len(rep.figures)} figures in {rep.seconds:.1f} s")
+
     console.print(f"\n[bold green]Done.[/] Lake: {result.lake}")
     console.print(f"  PNGs of the brightest frames: {out / 'png'}")
     console.print(f"  light curve: {result.light_curve_csv} and {result.light_curve_png}")
+    console.print(f"  quality report: {result.report}  (open it in a browser)")
     console.print(f'  try: uv run pfflake sql {result.lake} "SELECT * FROM run_quality"')
     return result
+
+
+def _report_options(workers: int | None):
+    from .report import ReportOptions
+
+    return ReportOptions(workers=workers)
 
 
 def _plot_light_curve(curve, path: Path) -> Path:
