@@ -37,10 +37,10 @@ from .header import (
     HeaderLayout,
     check_delimiters,
     check_fields,
-    check_template,
     decode_fixed,
     detect_layout,
     flatten_header,
+    frames_differ,
     parse_header,
 )
 from .products import DataProduct, HeaderKind
@@ -270,9 +270,10 @@ class PFFFile:
             bad_sample = np.zeros(len(sample), dtype=bool)
             # A fault maps a whole page-cache folio, so release pages group by group:
             # sampling must not map the whole file at once (peak RSS).
-            for g in range(0, len(sample), 16):
-                group = sample[g : g + 16]
-                bad_sample[g : g + 16] = self._check_frames(group, layout, fs)
+            step = 16 if self.size >= RELEASE_PAGES_ABOVE else len(sample)  # small: one call
+            for g in range(0, len(sample), step):
+                group = sample[g : g + step]
+                bad_sample[g : g + step] = self._check_frames(group, layout, fs)
                 self.release_pages(int(group[0]) * fs, (int(group[-1]) + 1) * fs)
             bad = None
             if bad_sample.any():
@@ -303,9 +304,7 @@ class PFFFile:
 
     def _check_frames(self, frames: np.ndarray, layout: HeaderLayout, fs: int) -> np.ndarray:
         """Bool per frame: header bytes outside values differ from the template, or no '*'."""
-        starts = np.asarray(frames, dtype=np.int64) * fs
-        star = self.buffer[starts + layout.header_size] != ord("*")
-        return star | check_template(self.buffer, 0, frames, fs, layout)
+        return frames_differ(self.buffer, frames, fs, layout)
 
     def _fixed_damage(self, layout: HeaderLayout, fs: int, n: int, suspects: np.ndarray) -> None:
         broken = []

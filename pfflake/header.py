@@ -51,10 +51,19 @@ class HeaderLayout:
         return mask
 
     @cached_property
-    def fixed_bytes(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(positions, expected bytes)`` of the template outside the value spans."""
-        fixed = np.flatnonzero(~self.value_mask)
-        return fixed, np.frombuffer(self.template, dtype=np.uint8)[fixed]
+    def row_check(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(stride, mask, expect)``: a frame's header and ``*`` marker as ``uint64`` words
+        in a row padded to ``stride`` bytes match the layout iff ``words & mask == expect``
+        (the mask keeps every byte outside the value spans; padding is not compared)."""
+        h = self.header_size
+        stride = -(-(h + 1) // 8) * 8
+        fixed = np.zeros(stride, dtype=np.uint8)
+        fixed[:h] = np.where(self.value_mask, 0, 0xFF)
+        fixed[h] = 0xFF  # the '*' image marker
+        expect = np.zeros(stride, dtype=np.uint8)
+        expect[: h + 1] = np.frombuffer(self.template + b"*", dtype=np.uint8)
+        mask = fixed.view("<u8")
+        return stride, mask, expect.view("<u8") & mask
 
 
 def flatten_header(header: dict) -> dict[str, int]:
@@ -225,7 +234,7 @@ class DecodePlan:
         spans = layout.spans
         h = layout.header_size
         self.row = h + 1  # header text plus the '*' marker
-        self.stride = -(-self.row // 8) * 8
+        self.stride = layout.row_check[0]
         width = {k: spans[k][1] - spans[k][0] for k in self.keys}
         wide = [k for k in self.keys if width[k] > 8]
         self.order = wide + [k for k in self.keys if width[k] <= 8]
@@ -242,13 +251,7 @@ class DecodePlan:
             flip.append(_word(bytes(0x30 if i else 0x10 for i in inside)))
         self.keep = np.array(keep, dtype=np.uint64)[:, None]
         self.flip = np.array(flip, dtype=np.uint64)[:, None]
-        fixed = np.zeros(self.stride, dtype=np.uint8)
-        fixed[:h] = np.where(layout.value_mask, 0, 0xFF)
-        fixed[h] = 0xFF  # the '*' image marker; the padding bytes are not compared
-        expect = np.zeros(self.stride, dtype=np.uint8)
-        expect[: self.row] = np.frombuffer(layout.template + b"*", dtype=np.uint8)
-        self.row_mask = fixed.view("<u8")
-        self.row_expect = expect.view("<u8") & self.row_mask
+        _, self.row_mask, self.row_expect = layout.row_check
         per_frame = self.stride + 8 * 3 * max(len(words), 1)  # rows + three word matrices
         fit = _CACHE_BYTES // per_frame
         self.window = min(_MAX_WINDOW, max(_MIN_WINDOW, 1 << (fit.bit_length() - 1)))
@@ -299,7 +302,7 @@ class DecodePlan:
             np.copyto(rows_dst[:c], np.ndarray((c,), row_type, buf, base + s * frame_size,
                                                (frame_size,)))
             frame_bad = bad[s : s + c]
-            self._template_bad(rows.view("<u8"), frame_bad)
+            rows_differ(rows.view("<u8"), self.row_mask, self.row_expect, frame_bad)
             a, t, err = a_buf[:, :c], t_buf[:, :c], err_buf[:c]
             x = np.ndarray((self.stride - 7, c), "<u8", rows, 0, (1, self.stride))[at]
             np.bitwise_and(x, keep, out=x)
@@ -345,15 +348,35 @@ class DecodePlan:
                 done(base + released * frame_size, base + (s + c) * frame_size)
                 released = s + c
 
-    def _template_bad(self, words: np.ndarray, bad: np.ndarray) -> None:
-        """``bad[:] =`` which rows differ from the template outside the value spans."""
-        mask, expect = self.row_mask, self.row_expect
-        ors = np.bitwise_or.reduce(words.T, axis=1)  # this order runs ~2x faster than axis=0
-        ands = np.bitwise_and.reduce(words.T, axis=1)
-        if not ((((ors & mask) ^ expect) | ((ands & mask) ^ expect)).any()):
-            bad[:] = False
-            return
-        bad[:] = (((words & mask) ^ expect) != 0).any(axis=1)
+
+def rows_differ(words: np.ndarray, mask: np.ndarray, expect: np.ndarray, bad: np.ndarray) -> None:
+    """``bad[:] =`` which rows of ``words`` (frames x uint64) differ from ``expect`` under ``mask``.
+
+    An OR and an AND reduction over the rows equal ``expect`` under the mask iff
+    every row does: two read-only passes; the per-row compare runs only on a miss.
+    """
+    ors = np.bitwise_or.reduce(words.T, axis=1)  # this order runs ~2x faster than axis=0
+    ands = np.bitwise_and.reduce(words.T, axis=1)
+    if not ((((ors & mask) ^ expect) | ((ands & mask) ^ expect)).any()):
+        bad[:] = False
+        return
+    bad[:] = (((words & mask) ^ expect) != 0).any(axis=1)
+
+
+def frames_differ(buf, frames: np.ndarray, frame_size: int, layout: HeaderLayout) -> np.ndarray:
+    """Bool per given frame: a byte outside the value spans, or the ``*``, is not the template's.
+
+    One gather of the frames' header rows into padded rows, then :func:`rows_differ`.
+    """
+    stride, mask, expect = layout.row_check
+    row_type = np.dtype(f"V{layout.header_size + 1}")
+    n_all = (len(buf) - layout.header_size - 1) // frame_size + 1
+    rows = np.zeros((len(frames), stride), dtype=np.uint8)
+    dst = np.ndarray((len(frames),), row_type, rows, 0, (stride,))
+    dst[:] = np.ndarray((n_all,), row_type, buf, 0, (frame_size,))[np.asarray(frames)]
+    bad = np.empty(len(frames), dtype=bool)
+    rows_differ(rows.view("<u8"), mask, expect, bad)
+    return bad
 
 
 def decode_fixed(
@@ -388,15 +411,3 @@ def check_delimiters(buf, base: int, n: int, frame_size: int, layout: HeaderLayo
     first = np.ndarray((n,), np.uint8, buf, base, (frame_size,))
     last = np.ndarray((n,), "<u4", buf, base + h - 3, (frame_size,))
     return (first != ord("{")) | (last != tail)
-
-
-def check_template(
-    buf: np.ndarray, base: int, frame_indices: np.ndarray, frame_size: int, layout: HeaderLayout
-) -> np.ndarray:
-    """Bool array: which of the given frames differ from the template outside value spans.
-
-    ``buf`` is the file as a 1-D uint8 array; only the bytes compared are read.
-    """
-    fixed, template = layout.fixed_bytes
-    starts = base + np.asarray(frame_indices, dtype=np.int64) * frame_size
-    return (buf[starts[:, None] + fixed[None, :]] != template).any(axis=1)
