@@ -2,10 +2,11 @@
 
 The DAQ prints every header with fixed printf widths, so every numeric field
 of every frame of a file sits at the same byte span. :func:`detect_layout`
-finds those spans in frame 0; :func:`decode_fixed` then decodes a field for
-many frames at once from a strided ``uint64`` view of the memory map (SWAR:
-eight ASCII digits per word), and checks each value's bytes on the way, so a
-frame that breaks the layout is *reported*, never decoded into a wrong number.
+finds those spans in frame 0; :func:`decode_fixed` then decodes fields for
+many frames at once (SWAR: eight ASCII digits per ``uint64`` word) and, in the
+same pass, checks each value's bytes and every byte outside the values against
+frame 0's template, so a frame that breaks the layout is *reported*, never
+decoded into a wrong number.
 Frames that fail go back to a per-frame JSON parse (:func:`parse_header`).
 """
 
