@@ -37,10 +37,10 @@ from .header import (
     HeaderLayout,
     check_delimiters,
     check_fields,
-    check_template,
     decode_fixed,
     detect_layout,
     flatten_header,
+    frames_differ,
     parse_header,
 )
 from .products import DataProduct, HeaderKind
@@ -174,8 +174,6 @@ class PFFFile:
         self._view: np.ndarray | None = None
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
-        self._tmpl_words: tuple | None = None  # strict header check (see _template_bad)
-        self._verified: np.ndarray | None = None  # frames whose fixed bytes were checked
         self.n_frames = 0
         if self.size:
             self._index(full=(verify == "full" or not strict))
@@ -264,17 +262,18 @@ class PFFFile:
             for lo in range(0, n, WINDOW_FRAMES):
                 cnt = min(WINDOW_FRAMES, n - lo)
                 vals, b = decode_fixed(buf, lo * fs, cnt, fs, layout, list(layout.spans))
+                # b: a value, or a byte outside the values (template, '*'), is not as laid out
                 bad[lo : lo + cnt] = b | overflowing_frames(vals, self.product.header_kind)
-                bad[lo : lo + cnt] |= self._check_frames(np.arange(lo, lo + cnt), layout, fs)
                 self.release_pages(lo * fs, (lo + cnt) * fs)
         else:
             sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_FRAMES)).astype(np.int64))
             bad_sample = np.zeros(len(sample), dtype=bool)
             # A fault maps a whole page-cache folio, so release pages group by group:
             # sampling must not map the whole file at once (peak RSS).
-            for g in range(0, len(sample), 16):
-                group = sample[g : g + 16]
-                bad_sample[g : g + 16] = self._check_frames(group, layout, fs)
+            step = 16 if self.size >= RELEASE_PAGES_ABOVE else len(sample)  # small: one call
+            for g in range(0, len(sample), step):
+                group = sample[g : g + step]
+                bad_sample[g : g + step] = self._check_frames(group, layout, fs)
                 self.release_pages(int(group[0]) * fs, (int(group[-1]) + 1) * fs)
             bad = None
             if bad_sample.any():
@@ -305,9 +304,7 @@ class PFFFile:
 
     def _check_frames(self, frames: np.ndarray, layout: HeaderLayout, fs: int) -> np.ndarray:
         """Bool per frame: header bytes outside values differ from the template, or no '*'."""
-        starts = np.asarray(frames, dtype=np.int64) * fs
-        star = self.buffer[starts + layout.header_size] != ord("*")
-        return star | check_template(self.buffer, 0, frames, fs, layout)
+        return frames_differ(self.buffer, frames, fs, layout)
 
     def _fixed_damage(self, layout: HeaderLayout, fs: int, n: int, suspects: np.ndarray) -> None:
         broken = []
@@ -604,13 +601,12 @@ class PFFFile:
         if missing:
             raise KeyError(f"{self.path.name}: no header field(s) {missing}")
         buf = self.buffer
+        # The decode pass also compares every byte outside the value spans (key names,
+        # quotes, commas, braces) with the template, so strict decoding never accepts a
+        # frame that the lenient open calls damaged, at no second pass over the headers.
         out, bad = decode_fixed(
             buf, start * fs, count, fs, layout, keys, self._plan(keys), done=self.release_pages
         )
-        if self.strict and self._keep is None and count:
-            # Lenient opening checks every frame's key names and delimiters; strict
-            # decoding must not accept a frame that check calls damaged.
-            bad = bad | self._template_bad(start, count)
         for j in np.flatnonzero(bad):
             k = start + int(j)
             if self._keep is not None and k not in self._keep:
@@ -623,49 +619,6 @@ class PFFFile:
             for key in keys:
                 out[key][j] = flat[key]
         return out
-
-    def _template_bad(self, start: int, count: int) -> np.ndarray:
-        """Bool per frame of [start, start+count): a byte outside the value spans (a key
-        name, quote, colon, comma, brace) differs from the layout's template.
-
-        Compared eight bytes at a time through a strided ``uint64`` view of the map,
-        masked to the fixed bytes, in blocks that stay in cache. Each frame is checked
-        once per open file (``_verified``): later decodes of it cost nothing."""
-        layout, fs = self.layout, self.frame_size
-        if self._tmpl_words is None:
-            nw = layout.header_size // 8
-            fixed = np.where(~layout.value_mask[: nw * 8], 0xFF, 0).astype(np.uint8)
-            mask = fixed.view("<u8").copy()
-            tmpl = np.frombuffer(layout.template[: nw * 8], dtype="<u8") & mask
-            tail = np.flatnonzero(~layout.value_mask[nw * 8 :]) + nw * 8
-            self._tmpl_words = (nw, mask, tmpl, tail)
-            self._verified = np.zeros(self.n_frames, dtype=bool)
-        nw, mask, tmpl, tail = self._tmpl_words
-        bad = np.zeros(count, dtype=bool)
-        todo = ~self._verified[start : start + count]
-        if not todo.any():
-            return bad
-        words = np.ndarray((count, nw), dtype="<u8", buffer=self.buffer, offset=start * fs,
-                           strides=(fs, 8))
-        block = 2048
-        tmp = np.empty((min(block, count), nw), dtype="<u8")
-        for lo in range(0, count, block):
-            if not todo[lo : lo + block].any():
-                continue
-            w = words[lo : lo + block]
-            t = tmp[: len(w)]
-            np.bitwise_and(w, mask, out=t)
-            np.bitwise_xor(t, tmpl, out=t)
-            bad[lo : lo + len(w)] = np.bitwise_or.reduce(t, axis=1) != 0
-        if len(tail):
-            bad |= self._tail_bad(start, count, tail)
-        self._verified[start : start + count] |= ~bad
-        return bad
-
-    def _tail_bad(self, start: int, count: int, tail: np.ndarray) -> np.ndarray:
-        template = np.frombuffer(self.layout.template, dtype=np.uint8)[tail]
-        starts = (start + np.arange(count, dtype=np.int64)) * self.frame_size
-        return (self.buffer[starts[:, None] + tail[None, :]] != template).any(axis=1)
 
     def _plan(self, keys: list[str]) -> DecodePlan:
         key = tuple(keys)

@@ -86,10 +86,11 @@ class PFFSequence:
     data_product:
         Product name for files whose names do not say it (e.g. renamed files).
     verify:
-        ``"sample"`` (default): strict reads validate the bytes they decode
-        (every field a call returns, the delimiters of every frame it touches),
-        so ``timestamps()`` never reads, and never checks, fields it does not
-        need. ``"full"``: every header of every file is validated at open
+        ``"sample"`` (default): strict reads validate the frames they decode:
+        every byte outside the value spans (key names, delimiters) of each
+        frame, and the digits of every field a call returns (``timestamps()``
+        does not check the digits of fields it does not need). ``"full"``:
+        every header of every file is validated at open
         (about the cost of one ``get_metadata_arrays`` of all fields), so a
         corrupt byte anywhere raises before anything is returned.
     """

@@ -775,3 +775,27 @@ def test_strict_get_frame_checks_required_fields(tmp_path, strict):
         assert err.value.frame == 0 and err.value.offset == 0
     else:
         assert len(seq) == 1 and seq.get_frame(0)[0]["quabo_0"]["pkt_tai"] == 7
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_leading_zero_and_inner_space_together(tmp_path, strict):
+    """Regression: ``" 0818 95232"`` holds 9 digits and, read with the space as 0, a
+    9-digit number, so a decoder that checks only the digit count accepted it as
+    818095232. JSON rejects it: the frame is corrupt (strict) or skipped (lenient)."""
+    p = get_product("ph256")
+    path = tmp_path / pff_name("ph256")
+    cols = {k: np.array([7, 7]) for k in p.header_fields}
+    write_pff(path, cols, np.zeros((2, 16, 16), "<i2"), fixed_width=True)
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"pkt_num":') + len(b'"pkt_num":')
+    end = data.index(b",", at)
+    assert end - at == 11 and data[at:end].strip() == b"7"
+    data[at:end] = b" 0818 95232"  # frame 0
+    path.write_bytes(bytes(data))
+    seq = PFFSequence([path], strict=strict)
+    try:
+        got = seq.get_metadata_arrays(["pkt_num"])["pkt_num"].tolist()
+    except PFFError as e:
+        assert strict and e.frame == 0
+        return
+    assert not strict and got == [7]
