@@ -5,13 +5,20 @@
 """
 
 from .errors import (
+    CommitConflict,
+    ConfigError,
     CorruptFrameError,
     CorruptHeaderError,
     FileNameError,
+    FrameNotFoundError,
+    LakeError,
     PFFError,
     PFFFormatError,
+    PfflakeError,
+    QueryError,
     TruncatedFrameError,
     UnknownProductError,
+    ZarrLayoutError,
 )
 from .file import PFFFile, PFFWarning
 from .products import PRODUCTS, DataProduct, get_product
@@ -31,18 +38,25 @@ def __getattr__(name: str):
 
 __all__ = [
     "PRODUCTS",
+    "CommitConflict",
+    "ConfigError",
     "CorruptFrameError",
     "CorruptHeaderError",
     "DataProduct",
     "FileNameError",
+    "FrameNotFoundError",
     "Lake",
+    "LakeError",
     "PFFError",
     "PFFFile",
     "PFFFormatError",
     "PFFSequence",
     "PFFWarning",
     "PanosetiRun",
+    "PfflakeError",
+    "QueryError",
     "TruncatedFrameError",
     "UnknownProductError",
+    "ZarrLayoutError",
     "get_product",
 ]

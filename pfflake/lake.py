@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import schema as S
+from .errors import LakeError
 from .faults import fault as _fault
 from .file import PFFWarning
 from .identity import checked_identity, run_threshold
@@ -77,10 +78,6 @@ IMAGE_SHARD_FRAMES = 4096
 #: Blosc LZ4 after bit-shuffling: on photon-count pixels it compresses better than
 #: zstd level 3 (2.5:1 vs 2.35:1 on simulated img16), encodes ~10x and decodes ~5x faster.
 LAKE_CODEC = "blosc-lz4-bitshuffle"
-
-
-class LakeError(RuntimeError):
-    """An ingest could not complete; the lake still reads as its last commit."""
 
 
 CRASH_POINTS = (  # every fault point of an ingest (pfflake.faults), in the order reached

@@ -22,14 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import CommitConflict
 from .faults import fault
 
 LOG_DIR = "_pfflake_log"
 _VERSION_DIGITS = 20
-
-
-class CommitConflict(RuntimeError):
-    """Another writer published the same commit version first."""
 
 
 @dataclass

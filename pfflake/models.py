@@ -51,7 +51,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import PFFError
+from .errors import ConfigError
 from .timestamps import QUALITY_QUABO_MISSING, unix_t_ns_scalar
 
 __all__ = [
@@ -831,14 +831,6 @@ class PhBaselineConfig(FrozenConfigModel):
 # -----------------------------------------------------------------------------
 # Loading config files
 # -----------------------------------------------------------------------------
-
-
-class ConfigError(PFFError, ValueError):
-    """A config file that does not parse or validate.
-
-    The message names the file and each problem (``loc: msg``) and never
-    holds secret values from the file, so it is safe to log.
-    """
 
 
 #: File stem -> model, as pypff's ``PanosetiRun._load_configs``.

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import schema as S
+from .errors import FrameNotFoundError, QueryError
 from .products import PRODUCTS, get_product
 
 if TYPE_CHECKING:
@@ -49,14 +50,6 @@ _LATEST_KEYS = {"runs": (S.RUN,), "files": (S.RUN, "file")}
 _FRAME_KEYS = (S.RUN, S.DATA_PRODUCT, S.MODULE, S.FRAME)
 _TIME_KEYS = (S.MODULE, S.UNIX_T_NS)
 _EMPTY_OFFSET = 2**64 - 1  # shard index entry of a chunk that was never written
-
-
-class QueryError(ValueError):
-    """A query or query result the lake cannot answer as asked (says what was expected)."""
-
-
-class FrameNotFoundError(QueryError, LookupError):
-    """A requested frame is not committed in the lake (or not within the tolerance)."""
 
 
 # -- DuckDB views --------------------------------------------------------------------

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ZarrLayoutError
 from .faults import fault
 from .products import FIELD_DTYPES, DataProduct
 from .sequence import PFFSequence
@@ -96,10 +97,6 @@ _TIME_QUALITY_ATTRS = {  # CF flag conventions
     "flag_masks": sorted(QUALITY_NAMES),
     "flag_meanings": " ".join(QUALITY_NAMES[b] for b in sorted(QUALITY_NAMES)),
 }
-
-
-class ZarrLayoutError(ValueError):
-    """A store or frame range that does not fit the layout this module writes."""
 
 
 class _RedactedConfigs(dict):  # type: ignore[type-arg]
