@@ -56,6 +56,7 @@ from .log import (
     publish_commit,
 )
 from .paths import HK_FILE_NAME, parse_run_name
+from .redact import redact
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
@@ -1022,8 +1023,6 @@ def resize_store(store: Path, n_frames: int) -> None:
 
 
 def _redacted_configs(seq) -> dict[str, Any]:
-    from .models import redact
-
     run_dir = Path(seq.file_paths[0]).parent
     out = {}
     for p in sorted(run_dir.glob("*.json")):
@@ -1081,8 +1080,6 @@ def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[st
 def _run_row(run, run_dir: Path, version: int, ident: dict[str, str],
              threshold: float | None) -> dict[str, Any]:
     from datetime import datetime
-
-    from .models import redact
 
     rn = parse_run_name(run.run_dir)
     raw = {}

@@ -18,7 +18,7 @@ Differences from pypff's ``convert_run``, on purpose:
 * ``unix_t_ns`` follows :mod:`pfflake.timestamps` (first quabo that sent a
   packet; desync never guessed) and ``time_quality`` carries its flags;
 * configs embedded in ``run_configs`` and copied to the sidecar are redacted
-  with :func:`pfflake.models.redact`; logs and other copies have URL
+  with :func:`pfflake.redact.redact`; logs and other copies have URL
   passwords, ``secret=value`` pairs and the configs' secret values scrubbed;
 * chunks are encoded with numcodecs in threads and written straight to disk
   (byte-identical to zarr-python's chunks for the same codec); chunks holding
@@ -43,12 +43,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import difflib
 import json
 import logging
 import math
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -63,6 +61,14 @@ import numpy as np
 from .errors import ZarrLayoutError
 from .faults import fault
 from .products import FIELD_DTYPES, DataProduct
+from .redact import (
+    Redacted,
+    find_secrets,
+    redact,
+    redact_free_text,
+    removed_strings,
+    scrub_bytes,
+)
 from .sequence import PFFSequence
 from .timestamps import QUALITY_NAMES, frame_unix_t_ns
 
@@ -85,7 +91,6 @@ _INDEX_CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"nam
 _EMPTY = np.uint64(2**64 - 1)
 #: Secret values shorter than this are only removed where a rule finds them (URL, key=value):
 #: scrubbing ``1234`` from every log line would corrupt numbers.
-_MIN_SCRUB_LEN = 6
 
 
 _UNIX_T_NS_ATTRS = {
@@ -97,10 +102,6 @@ _TIME_QUALITY_ATTRS = {  # CF flag conventions
     "flag_masks": sorted(QUALITY_NAMES),
     "flag_meanings": " ".join(QUALITY_NAMES[b] for b in sorted(QUALITY_NAMES)),
 }
-
-
-class _RedactedConfigs(dict):  # type: ignore[type-arg]
-    """Configs this module already passed through ``redact`` (not redacted twice)."""
 
 
 # -----------------------------------------------------------------------------
@@ -293,9 +294,7 @@ def create_store(
         "frame_config": _frame_config(product, seq),
     }
     if run_configs:
-        from .models import redact
-
-        safe = isinstance(run_configs, _RedactedConfigs)
+        safe = isinstance(run_configs, Redacted)
         attrs["run_configs"] = dict(run_configs) if safe else redact(dict(run_configs))
     if shard_factor:
         attrs["shard_factor"] = shard_factor
@@ -814,10 +813,8 @@ def _replace(new: Path, target: Path, overwrite: bool) -> None:
 
 
 def _run_configs(run: PanosetiRun) -> dict[str, Any]:
-    """The run's configs as JSON-safe dicts, redacted with :func:`pfflake.models.redact`."""
-    from .models import redact
-
-    out = _RedactedConfigs()
+    """The run's configs as JSON-safe dicts, redacted with :func:`pfflake.redact.redact`."""
+    out = Redacted()
     for name, model in run.configs.items():
         try:
             # reveal() dumps without redacting, so redact() is the one (and only) pass
@@ -966,85 +963,23 @@ _SIDECAR_GLOBS = (
 _SENTINELS = ("collect_complete", "run_complete", "recording_ended")
 
 
-# "key": "value" / 'key': value (JSON, Python reprs in logs) and TOML/INI ``key = value`` lines.
-_QUOTED_PAIR_RE = re.compile(
-    r"""(?P<q>["'])(?P<key>[^"'\n]{1,80})(?P=q)(?P<sep>\s*:\s*)(?P<vq>["']?)(?P<val>[^"'\n,}]*)(?P=vq)"""
-)
-_ASSIGN_RE = re.compile(r"(?m)^(?P<head>[ \t]*(?P<key>[A-Za-z0-9_.\-]+)[ \t]*=[ \t]*)(?P<val>.*\S)")
-
-
-def _leaves(obj: Any) -> Iterator[str]:
-    if isinstance(obj, Mapping):
-        for v in obj.values():
-            yield from _leaves(v)
-    elif isinstance(obj, list | tuple):
-        for v in obj:
-            yield from _leaves(v)
-    elif obj is not None:
-        yield str(obj)
-
-
-def _removed_strings(raw: Any, clean: Any, out: set[str]) -> None:
-    """Collect what redaction removed from ``raw`` (whole values, or parts of strings)."""
-    if isinstance(raw, str) and isinstance(clean, str):
-        if raw != clean:
-            sm = difflib.SequenceMatcher(None, raw, clean, autojunk=False)
-            out.update(raw[i1:i2] for op, i1, i2, _, _ in sm.get_opcodes() if op != "equal")
-    elif isinstance(raw, Mapping) and isinstance(clean, Mapping):
-        for k, v in raw.items():
-            _removed_strings(v, clean.get(k), out)
-    elif isinstance(raw, list | tuple) and isinstance(clean, list | tuple):
-        for a, b in zip(raw, clean, strict=False):
-            _removed_strings(a, b, out)
-    elif raw != clean:
-        out.update(_leaves(raw))
-
-
-def _scrub(text: str, secrets: set[str]) -> str:
-    for s in sorted(secrets, key=len, reverse=True):
-        if len(s) >= _MIN_SCRUB_LEN:
-            text = text.replace(s, "***")
-    return text
-
-
-def _redact_free_text(text: str, secrets: set[str]) -> str:
-    """URL passwords, ``secret=value``, ``"secret": value``, ``secret = value`` lines and
-    the configs' secret values, replaced by ``***``."""
-    from .models import is_secret_key, redact_text
-
-    def quoted(m: re.Match[str]) -> str:
-        if not is_secret_key(m["key"]) or m["val"].strip() in ("", "***"):
-            return m[0]
-        return f"{m['q']}{m['key']}{m['q']}{m['sep']}{m['vq']}***{m['vq']}"
-
-    def assign(m: re.Match[str]) -> str:
-        if not is_secret_key(m["key"]) or m["val"].strip("\"' ") in ("", "***"):
-            return m[0]
-        return f'{m["head"]}"***"'
-
-    text = _ASSIGN_RE.sub(assign, _QUOTED_PAIR_RE.sub(quoted, redact_text(text)))
-    return _scrub(text, secrets)
-
-
 def _config_copy(path: Path, secrets: set[str]) -> bytes | None:
     """A config file with its secrets replaced (raw bytes when it holds none); adds the
     removed values to ``secrets``. ``None`` when the result cannot be shown to be clean."""
     import tomllib
-
-    from .models import find_secrets, redact
 
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="surrogateescape")
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except ValueError:  # unparseable: rule-based text redaction only
-        return _redact_free_text(text, secrets).encode("utf-8", errors="surrogateescape")
+        return redact_free_text(text, secrets).encode("utf-8", errors="surrogateescape")
     if not find_secrets(data):
         return raw
-    _removed_strings(data, redact(data), secrets)
+    removed_strings(data, redact(data), secrets)
     if path.suffix == ".json":
         return (json.dumps(redact(data), indent=4) + "\n").encode()
-    out = _redact_free_text(text, secrets)
+    out = redact_free_text(text, secrets)
     try:
         if not find_secrets(tomllib.loads(out)):
             return out.encode("utf-8", errors="surrogateescape")
@@ -1056,12 +991,10 @@ def _config_copy(path: Path, secrets: set[str]) -> bytes | None:
 def _copy_scrubbed(src: Path, dst: Path, secrets: set[str], *, text: bool = True) -> None:
     data = src.read_bytes()
     if text:
-        s = _redact_free_text(data.decode("utf-8", errors="surrogateescape"), secrets)
+        s = redact_free_text(data.decode("utf-8", errors="surrogateescape"), secrets)
         data = s.encode("utf-8", errors="surrogateescape")
     else:  # hk.pff is data: only the configs' known secret values are removed
-        for s in sorted(secrets, key=len, reverse=True):
-            if len(s) >= _MIN_SCRUB_LEN:
-                data = data.replace(s.encode(), b"***")
+        data = scrub_bytes(data, secrets)
     dst.write_bytes(data)
     shutil.copystat(src, dst)
 
