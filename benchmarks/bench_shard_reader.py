@@ -5,9 +5,9 @@ Run:  uv run python benchmarks/bench_shard_reader.py [--frames 1000000] [--runs 
       uv run python benchmarks/bench_shard_reader.py --drop-caches      # cold = drop_caches (root)
 
 Question: before keeping ``pfflake.query``'s own reader of sharded Zarr v3
-arrays (``_gather`` -> ``_read_object`` -> ``_fetch_object``: ``os.pread`` of a
+arrays (``read_frames`` -> ``_read_object`` -> ``fetch_object``: ``os.pread`` of a
 shard's index, its crc32c check, ``pread`` of each wanted inner chunk, numcodecs
-decode, over ``pfflake.zarr._ArrayFiles``), is it clearly faster than what
+decode, over ``pfflake.store.layout.ArrayLayout``), is it clearly faster than what
 current zarr-python does by itself for the same selection? zarr-python 3 reads a
 selection of a sharded array with partial shard decode: per touched shard it
 fetches the index and only the inner chunks the selection needs (byte-range
@@ -28,7 +28,7 @@ bit-shuffle). Hit sets, 1000 frames each (seed 1):
 Readers, each returning a new ``(1000, 32, 32)`` uint16 array in hit order
 (hits unsorted; the array is opened once, outside the timing):
 
-- ``pfflake``: ``pfflake.query._gather`` (the reader ``Lake.images`` uses,
+- ``pfflake``: ``pfflake.store.read.read_frames`` (the reader ``Lake.images`` uses,
   without the log replay and the key lookup);
 - ``zarr oindex``: ``arr.oindex[np.unique(hits)][inverse]`` (what a zarr user
   writes; same as ``get_orthogonal_selection``), zarr's default config
@@ -123,11 +123,11 @@ def hit_sets(n_frames: int) -> dict[str, np.ndarray]:
 
 
 def pfflake_reader(store: Path, shape: tuple[int, ...], dtype) -> Callable:
-    from pfflake.query import _gather
+    from pfflake.store.read import read_frames
 
     def read(hits: np.ndarray) -> np.ndarray:
         out = np.empty((len(hits), *shape), dtype=dtype)
-        _gather([(store, hits, np.arange(len(hits)))], "images", out)
+        read_frames([(store, hits, np.arange(len(hits)))], "images", out)
         return out
 
     return read

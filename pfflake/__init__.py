@@ -4,6 +4,7 @@
 ``from pypff.io2 import PanosetiRun, PFFSequence``.
 """
 
+from ._version import __version__ as __version__
 from .errors import (
     CommitConflict,
     ConfigError,
@@ -24,8 +25,6 @@ from .file import PFFFile, PFFWarning
 from .products import PRODUCTS, DataProduct, get_product
 from .run import PanosetiRun
 from .sequence import PFFSequence
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):

@@ -35,6 +35,7 @@ from .calibration import PedestalRecipe, gain_with_fallbacks, window_pedestals
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
 from .products import get_product
 from .query import QueryError
+from .store.read import read_frames as gather_frames
 
 if TYPE_CHECKING:
     import distributed
@@ -125,10 +126,9 @@ class PedestalTask:
 
 def read_frames(store: str, frames: np.ndarray, product) -> np.ndarray:
     """Images of ``frames`` of one committed store (new array, in the order given)."""
-    from .query import _gather
-
     out = np.empty((len(frames), *product.image_shape), dtype=product.dtype)
-    _gather([(store, np.asarray(frames, dtype=np.int64), np.arange(len(frames)))], "images", out)
+    frames = np.asarray(frames, dtype=np.int64)
+    gather_frames([(store, frames, np.arange(len(frames)))], "images", out)
     return out
 
 
@@ -445,7 +445,7 @@ def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarr
     none is committed) valid at its ``unix_t_ns``. Raises
     :class:`CalibrationNotFoundError` for a frame with no pedestal.
     """
-    from .query import _frame_keys, _gather, _locate
+    from .query import _frame_keys, _locate
 
     snap = lake.snapshot()
     keys = _frame_keys(lake, snap, result)
@@ -454,15 +454,15 @@ def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarr
         return np.empty((0, 0, 0), dtype=np.float32)
     product = get_product(product_name)
     raw = np.empty((keys.height, *product.image_shape), dtype=product.dtype)
-    _gather(requests, "images", raw)
+    gather_frames(requests, "images", raw)
     times = np.empty(keys.height, dtype=np.int64)
-    _gather(requests, S.UNIX_T_NS, times)
+    gather_frames(requests, S.UNIX_T_NS, times)
     out = raw.reshape(keys.height, -1).astype(np.float32)
     rows = calibration_rows(lake, snap, data_product=product.name)
     modules = keys[S.MODULE].to_numpy()
     quabos = np.full(keys.height, -1, dtype=np.int64)
     if product.header_kind == "quabo":  # ph256: calibrations per quabo
-        _gather(requests, "quabo_num", quabos)
+        gather_frames(requests, "quabo_num", quabos)
     groups = np.unique(np.stack([modules, quabos], axis=1), axis=0)
     for mod, q in groups.tolist():
         sel = np.flatnonzero((modules == mod) & (quabos == q))

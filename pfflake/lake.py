@@ -57,6 +57,9 @@ from .log import (
 )
 from .paths import HK_FILE_NAME, parse_run_name
 from .redact import redact
+from .store.layout import write_unit
+from .store.resize import create_store_in_place, resize_store
+from .store.write import FrameWriter
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
@@ -229,7 +232,6 @@ def _run_unit(task: UnitTask) -> UnitResult:
     """One work unit; runs in a worker process (or in-process for small ingests)."""
     from .arrow import frame_batches
     from .sequence import PFFSequence
-    from .zarr import FrameWriter
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PFFWarning)
@@ -761,8 +763,6 @@ class Lake:
             raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
 
     def _make_tasks(self, plans, staging, strict, thresholds, workers) -> list[UnitTask]:
-        from .zarr import write_unit
-
         tasks = []
         for p in plans:
             if p.stop <= p.start:
@@ -770,7 +770,7 @@ class Lake:
             configs = _redacted_configs(p.seq)
             if p.new_store:
                 layout = self.zarr_layout or lake_zarr_layout(p.seq.product)
-                _create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
+                create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
             else:
                 resize_store(p.store, p.stop)
             unit = write_unit(p.store)
@@ -970,56 +970,6 @@ def _io_error(lake: Lake, e: OSError) -> LakeError:
         f"{where}: {cause}; ingest stopped, the lake is still at version "
         f"{lake.version if is_lake(lake.root) else 0}"
     )
-
-
-def _create_store_in_place(
-    store: Path, seq, n_frames: int, configs: dict[str, Any], staging: Path, layout: dict
-) -> None:
-    """Create a stream's store for its first commit, never deleting what is there.
-
-    The path may hold a killed ingest's leftovers, or the store a concurrent
-    ingest of the same run is writing or has just committed. Deleting it
-    (``create_store(overwrite=True)``) made that ingest fail on a vanished
-    store, or blanked committed pixels until this ingest rewrote them (for
-    good, had it died first). Instead the metadata documents are built in
-    staging and renamed over the old ones, arrays before the group. This
-    ingest rewrites every chunk of [0, n_frames) from the same source bytes
-    (all-fill chunks are removed), and chunks beyond lie outside the shape.
-    """
-    from .zarr import create_store
-
-    if not store.exists():
-        try:
-            create_store(store, seq, n_frames, run_configs=configs, **layout)
-            return
-        except FileExistsError:
-            pass  # a concurrent ingest created it a moment ago
-    tmp = staging / "stores" / store.name
-    create_store(tmp, seq, n_frames, run_configs=configs, **layout)
-    for meta in sorted(tmp.rglob("zarr.json"), key=lambda m: -len(m.parts)):
-        dst = store / meta.relative_to(tmp)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(meta, dst)
-
-
-def resize_store(store: Path, n_frames: int) -> None:
-    """Set the time length of every array of a store (metadata only; chunks stay).
-
-    Frames beyond the committed count are invisible to the lake; shrinking
-    makes a later reader of the store alone (xarray, pypff) agree with it.
-    """
-    for meta in [*sorted(Path(store).glob("*/zarr.json")), Path(store) / "zarr.json"]:
-        doc = json.loads(meta.read_text())
-        if doc.get("node_type") == "array" and doc["shape"][0] != n_frames:
-            doc["shape"][0] = n_frames
-        elif doc.get("node_type") == "group" and "total_frames" in doc.get("attributes", {}):
-            doc["attributes"]["total_frames"] = n_frames
-        else:
-            continue
-        tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, meta)
-        _fault("store_resized")
 
 
 def _redacted_configs(seq) -> dict[str, Any]:

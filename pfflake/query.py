@@ -16,8 +16,6 @@ time buckets use integer division and assume non-negative times.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ import pyarrow as pa
 from . import schema as S
 from .errors import FrameNotFoundError, QueryError
 from .products import PRODUCTS, get_product
+from .store.read import batch_stop, read_frames
 
 if TYPE_CHECKING:
     import polars as pl
@@ -49,7 +48,6 @@ SCAN_TABLES = {
 _LATEST_KEYS = {"runs": (S.RUN,), "files": (S.RUN, "file")}
 _FRAME_KEYS = (S.RUN, S.DATA_PRODUCT, S.MODULE, S.FRAME)
 _TIME_KEYS = (S.MODULE, S.UNIX_T_NS)
-_EMPTY_OFFSET = 2**64 - 1  # shard index entry of a chunk that was never written
 
 
 # -- DuckDB views --------------------------------------------------------------------
@@ -315,7 +313,7 @@ def _match_times(lake: Lake, snap: Snapshot, req: pl.DataFrame) -> pl.DataFrame:
             continue
         times = np.empty(state.frames, dtype=np.int64)
         every = np.arange(state.frames, dtype=np.int64)
-        _gather([(lake.root / state.store, every, every)], S.UNIX_T_NS, times)
+        read_frames([(lake.root / state.store, every, every)], S.UNIX_T_NS, times)
         order = None if np.all(times[1:] >= times[:-1]) else np.argsort(times, kind="stable")
         ordered = times if order is None else times[order]
         lo = np.searchsorted(ordered, wanted[rows], "left")
@@ -403,172 +401,6 @@ def _committed_store(
     return lake.root / state.store
 
 
-# -- reading Zarr objects --------------------------------------------------------------
-
-_SCRATCH = threading.local()
-_SCRATCH_MIN_BYTES = 1 << 20
-
-
-def _scratch(nbytes: int) -> np.ndarray:
-    """This thread's reusable decode buffer: a fresh 8 MB buffer per chunk costs page
-    faults (~30% of a decode); for small chunks a new buffer is cheaper than ``out=``."""
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = _SCRATCH.buf = np.empty(nbytes, dtype=np.uint8)
-    return buf[:nbytes]
-
-
-def _decode(layout, payload: bytes | None) -> np.ndarray | None:
-    """One stored chunk -> its array, valid until this thread decodes the next one
-    (``None``: never written, i.e. all fill value 0)."""
-    if payload is None:
-        return None
-    data: Any = payload
-    codecs = layout.compressors[::-1]
-    for i, codec in enumerate(codecs):
-        if i == len(codecs) - 1 and layout.raw_chunk_bytes >= _SCRATCH_MIN_BYTES:
-            data = codec.decode(data, out=_scratch(layout.raw_chunk_bytes))
-        else:
-            data = codec.decode(data)
-    return np.frombuffer(
-        data, dtype=layout.dtype, count=layout.raw_chunk_bytes // layout.dtype.itemsize
-    ).reshape(layout.chunk_shape)
-
-
-def _place(
-    out: np.ndarray,
-    rows: np.ndarray,
-    chunk: np.ndarray | None,
-    local: np.ndarray,
-    pixel: tuple[int, int] | None,
-) -> None:
-    if chunk is None:
-        out[rows] = 0
-    elif pixel is None:
-        out[rows] = chunk[local]
-    else:
-        out[rows] = chunk[local, pixel[0], pixel[1]]
-
-
-def _fetch_object(
-    layout, index: int, groups: list[tuple[int, int, int]]
-) -> list[tuple[bytes | None, int, int, int]]:
-    """The stored bytes of one object's requested chunks: ``(payload, chunk, lo, hi)``.
-
-    Only I/O: a chunk file; or a shard's index and the inner chunks in
-    ``groups``. ``groups``: ``(chunk, lo, hi)``: positions ``lo:hi`` of the request fall
-    in that chunk. ``payload`` ``None``: never written (all fill value 0).
-    """
-    path = layout.key_path(index)
-    if not layout.shard_frames:
-        try:
-            payload = path.read_bytes()
-        except FileNotFoundError:
-            payload = None
-        _, lo, hi = groups[0]
-        return [(payload, index, lo, hi)]
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return [(None, c, lo, hi) for c, lo, hi in groups]
-    try:
-        n_inner = layout.shard_frames // layout.chunk_frames
-        index_bytes = n_inner * 16 + 4
-        raw_index = os.pread(fd, index_bytes, os.fstat(fd).st_size - index_bytes)
-        _check_crc(raw_index, path)
-        table = np.frombuffer(raw_index, dtype="<u8", count=2 * n_inner).tolist()
-        first = index * n_inner
-        fetched = []
-        for chunk_id, lo, hi in groups:
-            offset, nbytes = table[2 * (chunk_id - first)], table[2 * (chunk_id - first) + 1]
-            payload = None if offset == _EMPTY_OFFSET else os.pread(fd, nbytes, offset)
-            fetched.append((payload, chunk_id, lo, hi))
-        return fetched
-    finally:
-        os.close(fd)
-
-
-def _read_object(
-    layout,
-    index: int,
-    groups: list[tuple[int, int, int]],
-    frames: np.ndarray,
-    rows: np.ndarray,
-    out: np.ndarray,
-    pixel: tuple[int, int] | None,
-) -> None:
-    """Read and decode one stored object's requested chunks into ``out``."""
-    for payload, chunk_id, lo, hi in _fetch_object(layout, index, groups):
-        local = frames[lo:hi] - chunk_id * layout.chunk_frames
-        _place(out, rows[lo:hi], _decode(layout, payload), local, pixel)
-
-
-def _check_crc(raw_index: bytes, path: Path) -> None:
-    import google_crc32c
-
-    if google_crc32c.value(raw_index[:-4]) != int.from_bytes(raw_index[-4:], "little"):
-        raise QueryError(f"{path}: shard index checksum mismatch (damaged shard)")
-
-
-def _read_with_zarr(
-    path: Path, frames: np.ndarray, rows: np.ndarray, out: np.ndarray, pixel: tuple[int, int] | None
-) -> None:
-    """Fallback for layouts pfflake does not write: zarr-python reads each chunk once per call."""
-    import zarr
-
-    array = zarr.open_array(path, mode="r")
-    unique, inverse = np.unique(frames, return_inverse=True)
-    _place(out, rows, array.oindex[unique], inverse, pixel)
-
-
-def _object_tasks(layout, frames: np.ndarray, rows: np.ndarray) -> list[tuple]:
-    """One task per stored object holding requested frames, with its chunks' positions."""
-    if len(frames) > 1 and not np.all(frames[1:] >= frames[:-1]):
-        order = np.argsort(frames, kind="stable")
-        frames, rows = frames[order], rows[order]
-    chunks = frames // layout.chunk_frames
-    starts = np.flatnonzero(np.concatenate([[True], chunks[1:] != chunks[:-1]]))
-    ends = np.append(starts[1:], len(frames))
-    chunk_ids = chunks[starts]
-    objects = (chunk_ids * layout.chunk_frames // layout.object_frames).tolist()
-    groups: dict[int, list[tuple[int, int, int]]] = {}
-    for obj, chunk_id, lo, hi in zip(
-        objects, chunk_ids.tolist(), starts.tolist(), ends.tolist(), strict=True
-    ):
-        groups.setdefault(obj, []).append((chunk_id, lo, hi))
-    return [(_read_object, layout, obj, g, frames, rows) for obj, g in groups.items()]
-
-
-def _gather(
-    requests: Sequence[tuple[Path, np.ndarray, np.ndarray]],
-    name: str,
-    out: np.ndarray,
-    pixel: tuple[int, int] | None = None,
-) -> None:
-    """Fill ``out[rows]`` with array ``name``'s ``frames`` of each store, each object read once.
-
-    ``requests``: ``(store, frames, rows)``; frames in any order, with duplicates.
-    With ``pixel=(row, col)`` only that pixel of each frame goes to ``out``.
-    """
-    from .zarr import ZarrLayoutError, _ArrayFiles
-
-    tasks = []
-    for store, frames, rows in requests:
-        if len(frames) == 0:
-            continue
-        try:
-            layout = _ArrayFiles(Path(store) / name)
-        except ZarrLayoutError:
-            tasks.append((_read_with_zarr, Path(store) / name, frames, rows))
-            continue
-        tasks += _object_tasks(layout, frames, rows)
-    # One thread, on purpose: from the main thread Blosc decodes with its own
-    # threads, and handing ~64 KiB objects to a pool cost more than it saved
-    # (warm cache: 0.16 s vs 0.11 s for 1000 scattered frames; cold: 0.45 vs 0.6 s).
-    for fn, *args in tasks:
-        fn(*args, out, pixel)
-
-
 # -- images ------------------------------------------------------------------------
 
 
@@ -606,13 +438,13 @@ def images(lake: Lake, result: Any, *, as_xarray: bool = False,
     if data_product is not None and get_product(data_product).name != product.name:
         raise QueryError(f"result holds {product.name} frames, not {data_product}")
     out = np.empty((keys.height, *product.image_shape), dtype=product.dtype)
-    _gather(requests, "images", out)
+    read_frames(requests, "images", out)
     if not as_xarray:
         return out
     import xarray as xr
 
     times = np.empty(keys.height, dtype=np.int64)
-    _gather(requests, S.UNIX_T_NS, times)
+    read_frames(requests, S.UNIX_T_NS, times)
     return xr.DataArray(
         out,
         dims=("time", "y", "x"),
@@ -1050,24 +882,13 @@ def _pixel_partials(
         store = _committed_store(lake, streams, run, product_name, module, frames)
         lo = 0
         while lo < len(frames):
-            hi = _chunk_aligned_stop(frames, lo, _PIXEL_BATCH_FRAMES)
+            hi = batch_stop(frames, lo, _PIXEL_BATCH_FRAMES)
             values = np.empty(hi - lo, dtype=np.int64)
-            _gather([(store, frames[lo:hi], np.arange(hi - lo))], "images", values, pixel=pixel)
+            read_frames([(store, frames[lo:hi], np.arange(hi - lo))], "images", values, pixel=pixel)
             buckets = (times[lo:hi] // bucket_ns) * bucket_ns
             partials.append(_bucket_partial(buckets, values, product_name, int(module)))
             lo = hi
     return partials
-
-
-def _chunk_aligned_stop(frames: np.ndarray, lo: int, size: int) -> int:
-    """End of a batch of about ``size`` frames starting at ``lo``, cut where the frame
-    number crosses a multiple of 2**16 (a multiple of every chunk and shard length
-    pfflake writes), so no stored object is decoded by two batches."""
-    stop = min(lo + size, len(frames))
-    if stop == len(frames):
-        return stop
-    edge = (int(frames[stop]) >> 16) << 16
-    return max(int(np.searchsorted(frames, edge, side="left")), lo + 1)
 
 
 def _bucket_partial(buckets: np.ndarray, values: np.ndarray, product: str, module: int) -> pa.Table:
