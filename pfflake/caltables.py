@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .calibration import PedestalRecipe, gain_with_fallbacks, window_pedestals
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
+from .lake.query import QueryError
 from .products import get_product
-from .query import QueryError
 from .store.read import read_frames as gather_frames
 
 if TYPE_CHECKING:
@@ -229,11 +229,11 @@ def compute_pedestals(
     One work unit per stream, on ``workers`` local processes or ``client``'s
     Dask cluster; the result is the same either way.
     """
-    from .query import _stream_index
+    from .lake.query import stream_index
 
     t0 = time.perf_counter()
     snap = lake.snapshot()
-    streams = _stream_index(snap)
+    streams = stream_index(snap)
     cid = uuid.uuid4().hex[:12]
     now = time.time_ns()
     txn, staging = new_staging(lake)
@@ -445,11 +445,11 @@ def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarr
     none is committed) valid at its ``unix_t_ns``. Raises
     :class:`CalibrationNotFoundError` for a frame with no pedestal.
     """
-    from .query import _frame_keys, _locate
+    from .lake.query import frame_keys, locate
 
     snap = lake.snapshot()
-    keys = _frame_keys(lake, snap, result)
-    product_name, requests = _locate(lake, snap, keys)
+    keys = frame_keys(lake, snap, result)
+    product_name, requests = locate(lake, snap, keys)
     if product_name is None:
         return np.empty((0, 0, 0), dtype=np.float32)
     product = get_product(product_name)

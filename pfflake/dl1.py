@@ -192,9 +192,9 @@ def compute_dl1(
     """
     t0 = time.perf_counter()
     snap = lake.snapshot()
-    from .query import _stream_index
+    from .lake.query import stream_index
 
-    streams = _stream_index(snap)
+    streams = stream_index(snap)
     rows = calibration_rows(lake, snap, data_product=data_product)
     did = uuid.uuid4().hex[:12]
     txn, staging = new_staging(lake)

@@ -529,7 +529,7 @@ def test_frames_with_hk_devices_and_where(sample):
         mapped = lake.frames_with_hk(  # module 3 is not in the mapping: all NULL, said so
             "DET_TEMP",
             devices={1: "QUABO_7", 2: "QUABO_8"},
-            where="data_product = 'img16' AND run = " + Q._lit(run),
+            where="data_product = 'img16' AND run = " + Q.sql_literal(run),
         ).pl()
     for module, device in ((1, "QUABO_7"), (2, "QUABO_8")):
         s = sample.stream("img16", module)
@@ -576,7 +576,7 @@ def test_coincidences_equal_brute_force(sample, window_ns):
     dt = b.unix_t_ns[None, :] - a.unix_t_ns[:, None]
     i, j = np.nonzero(np.abs(dt) <= window_ns)
     truth = sorted(zip(i.tolist(), j.tolist(), strict=True))
-    where = f"run = {Q._lit(a.run)}"
+    where = f"run = {Q.sql_literal(a.run)}"
     for method in ("band", "range"):
         rel = sample.lake.sql(
             Q.coincidence_sql((1, 3), window_ns, where=where, data_product="img16", method=method)

@@ -40,11 +40,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import schema as S
-from .errors import LakeError
-from .faults import fault as _fault
-from .file import PFFWarning
-from .identity import checked_identity, run_threshold
+from .. import schema as S
+from ..errors import LakeError
+from ..faults import fault as _fault
+from ..file import PFFWarning
+from ..identity import checked_identity, run_threshold
+from ..paths import HK_FILE_NAME, parse_run_name
+from ..redact import redact
+from ..store.layout import write_unit
+from ..store.resize import create_store_in_place, resize_store
+from ..store.write import FrameWriter
 from .log import (
     LOG_DIR,
     CommitConflict,
@@ -55,11 +60,6 @@ from .log import (
     log_versions,
     publish_commit,
 )
-from .paths import HK_FILE_NAME, parse_run_name
-from .redact import redact
-from .store.layout import write_unit
-from .store.resize import create_store_in_place, resize_store
-from .store.write import FrameWriter
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
@@ -193,7 +193,7 @@ class UnitResult:
 
 
 #: Bytes hashed at a time by :func:`source_checksums` (pages released behind: bounded RSS).
-_CHECKSUM_BLOCK = 8 * 1024 * 1024
+CHECKSUM_BLOCK = 8 * 1024 * 1024
 
 
 def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
@@ -219,8 +219,8 @@ def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
         lo = pf.frame_offset(lo_f)
         hi = int(pf.image_offsets(np.array([hi_f - 1]))[0]) + pf.product.image_bytes
         buf, crc = pf.buffer, 0
-        for pos in range(lo, hi, _CHECKSUM_BLOCK):
-            end = min(pos + _CHECKSUM_BLOCK, hi)
+        for pos in range(lo, hi, CHECKSUM_BLOCK):
+            end = min(pos + CHECKSUM_BLOCK, hi)
             crc = zlib.crc32(buf[pos:end], crc)
             pf.release_pages(pos, end)
         out.append({"path": str(Path(pf.path).resolve()), "offset": lo, "length": hi - lo,
@@ -228,10 +228,10 @@ def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
     return out
 
 
-def _run_unit(task: UnitTask) -> UnitResult:
+def run_unit(task: UnitTask) -> UnitResult:
     """One work unit; runs in a worker process (or in-process for small ingests)."""
-    from .arrow import frame_batches
-    from .sequence import PFFSequence
+    from ..arrow import frame_batches
+    from ..sequence import PFFSequence
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PFFWarning)
@@ -502,7 +502,7 @@ class Lake:
         if calibrated:
             if as_xarray:
                 raise ValueError("calibrated images are plain arrays; as_xarray is not supported")
-            from .caltables import calibrated_images
+            from ..caltables import calibrated_images
 
             return calibrated_images(self, result)
         from .query import images
@@ -536,51 +536,51 @@ class Lake:
     def compute_pedestals(self, **kw):
         """Pedestal, pedvar, hot and dead calibration rows per stream window, one commit
         (see :func:`pfflake.caltables.compute_pedestals`)."""
-        from .caltables import compute_pedestals
+        from ..caltables import compute_pedestals
 
         return compute_pedestals(self, **kw)
 
     def compute_gain(self, data_product: str, module: int, **kw):
         """A relative gain map from two committed pedvar maps, with fallbacks to flat 1.0
         (see :func:`pfflake.caltables.compute_gain`)."""
-        from .caltables import compute_gain
+        from ..caltables import compute_gain
 
         return compute_gain(self, data_product, module, **kw)
 
     def calibration(self, kind: str, module: int, at_ns: int, **kw):
         """The latest committed ``kind`` calibration (pedestal, pedvar, hot, dead, gain) of
         ``module`` valid at ``at_ns`` (int ns) (see :func:`pfflake.caltables.lookup`)."""
-        from .caltables import lookup
+        from ..caltables import lookup
 
         return lookup(self, kind, module, at_ns, **kw)
 
     def compute_dl1(self, **kw):
         """Cleaned-image Hillas parameters of selected frames into the ``dl1`` table, one
         commit (see :func:`pfflake.dl1.compute_dl1`)."""
-        from .dl1 import compute_dl1
+        from ..dl1 import compute_dl1
 
         return compute_dl1(self, **kw)
     def time_offsets(self, reference: int, modules: Sequence[int], **kw):
         """Clock offsets of modules against a reference per bin (:func:`timing.time_offsets`)."""
-        from .timing import time_offsets
+        from ..timing import time_offsets
 
         return time_offsets(self, reference, modules, **kw)
 
     def coincidence_groups(self, modules: Sequence[int], window_ns: int, **kw):
         """k-of-N coincidence groups, a row per member (:func:`coincidence.coincidence_groups`)."""
-        from .coincidence import coincidence_groups
+        from ..coincidence import coincidence_groups
 
         return coincidence_groups(self, modules, window_ns, **kw)
 
     def coincidence_rate(self, groups, bin_ns: int):
         """Groups per time bin and multiplicity (:func:`coincidence.coincidence_rate`)"""
-        from .coincidence import coincidence_rate
+        from ..coincidence import coincidence_rate
 
         return coincidence_rate(groups, bin_ns)
 
     def select(self, cuts=None, **kw):
         """Frames with the event-selection cuts flagged, a summary (:func:`cuts.lake_select`)."""
-        from .cuts import Cuts, lake_select
+        from ..cuts import Cuts, lake_select
 
         return lake_select(self, cuts or Cuts(), **kw)
 
@@ -588,7 +588,7 @@ class Lake:
                 columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:
         """A Dask DataFrame over one snapshot's committed Parquet files of a table
         (needs ``pfflake[distributed]``; see :func:`pfflake.distributed.to_dask`)."""
-        from .distributed import to_dask
+        from .cluster import to_dask
 
         return to_dask(self, name, snap=snap, columns=columns)
 
@@ -597,7 +597,7 @@ class Lake:
                     array: str = "images", snap: Snapshot | None = None) -> dask.array.Array:
         """A Dask array over one stream's committed frames (``pfflake[distributed]``;
         see :func:`pfflake.distributed.images_dask`)."""
-        from .distributed import images_dask
+        from .cluster import images_dask
 
         return images_dask(self, run, stream, data_product=data_product, module=module,
                            array=array, snap=snap)
@@ -661,7 +661,7 @@ class Lake:
 
     def _ingest_once(self, run_dirs, workers, strict, threshold, progress,
                      client=None) -> IngestResult:
-        from .run import PanosetiRun
+        from ..run import PanosetiRun
 
         self._create()
         snap = self.snapshot()
@@ -810,19 +810,19 @@ class Lake:
         results = []
         try:
             if client is not None:
-                from .distributed import run_units
+                from .cluster import run_units
 
                 results = run_units(client, tasks, on_done=show)
             elif workers <= 1 or len(tasks) <= 1 or total < 2 * UNIT_FRAMES:
                 for t in tasks:
                     t.zarr_workers = min(2, workers)
-                    results.append(_run_unit(t))
+                    results.append(run_unit(t))
                     _fault("unit_written")
                     show(t.stop - t.zarr_start)
             else:
                 ctx = get_context("spawn")
                 with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
-                    for r in pool.map(_run_unit, tasks):
+                    for r in pool.map(run_unit, tasks):
                         results.append(r)
                         show(r.task.stop - r.task.zarr_start)
         finally:
@@ -1007,7 +1007,7 @@ def _file_states(seq) -> list[FileState]:
 
 
 def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[str, Any]:
-    from .paths import parse_pff_name
+    from ..paths import parse_pff_name
 
     name = parse_pff_name(path)
     status = "damaged" if s.damaged_frames else ("tail_cut" if s.truncated_tail_bytes else "ok")
@@ -1057,7 +1057,7 @@ def _run_row(run, run_dir: Path, version: int, ident: dict[str, str],
 
 
 def _new_hk(run, already: int) -> pa.Table | None:
-    from .hk import hk_table
+    from ..hk import hk_table
 
     path = run.run_dir / HK_FILE_NAME
     if not path.is_file():
