@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .calibration import PedestalRecipe, gain_with_fallbacks, window_pedestals
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
-from .lake.query import QueryError
+from .errors import QueryError
+from .lake.tables import CALIBRATION_SCHEMA
 from .products import get_product
 from .store.read import read_frames as gather_frames
 
@@ -48,28 +49,6 @@ KINDS = ("pedestal", "pedvar", "hot", "dead", "gain")
 MIN_VALID_NS = 946_684_800 * 1_000_000_000
 READ_BATCH_FRAMES = 16_384
 
-CALIBRATION_SCHEMA = pa.schema(
-    [
-        pa.field("kind", pa.string()),
-        pa.field(S.DATA_PRODUCT, pa.string()),
-        pa.field(S.MODULE, pa.int32()),
-        pa.field("quabo", pa.int32()),  # ph256 (one quabo's packets per frame); null otherwise
-        pa.field(S.RUN, pa.string()),  # the run it was computed from (null for gain)
-        pa.field("valid_from_ns", pa.int64()),
-        pa.field("valid_to_ns", pa.int64()),
-        pa.field("height", pa.int32()),
-        pa.field("width", pa.int32()),
-        pa.field("values", pa.list_(pa.float64())),
-        pa.field("n_frames", pa.int64()),
-        pa.field("source", pa.string()),
-        pa.field("qc_ok", pa.bool_()),
-        pa.field("recipe_name", pa.string()),
-        pa.field("recipe", pa.string()),
-        pa.field("source_version", pa.int64()),
-        pa.field("computed_at_ns", pa.int64()),
-        pa.field("calibration_id", pa.string()),
-    ]
-)
 
 
 class CalibrationNotFoundError(QueryError, LookupError):

@@ -2,8 +2,6 @@
 
 from .errors import FrameNotFoundError, QueryError
 from .lake.query import (
-    LATEST_KEYS,
-    SCAN_TABLES,
     HKCoverageWarning,
     coincidence_sql,
     coincidences,
@@ -17,9 +15,9 @@ from .lake.query import (
     scan,
     sql_ident,
     sql_literal,
-    table_schema,
     views_dir,
 )
+from .lake.tables import LATEST_KEYS, SCAN_TABLES, table_schema
 
 __all__ = [
     "LATEST_KEYS",

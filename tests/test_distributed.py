@@ -22,9 +22,9 @@ dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 from pfflake import PFFWarning  # noqa: E402
-from pfflake.lake import lake as lake_mod  # noqa: E402
 from pfflake.distributed import FAULT_ENV  # noqa: E402
 from pfflake.lake import Lake, LakeError, resize_store  # noqa: E402
+from pfflake.lake import lake as lake_mod  # noqa: E402
 from pfflake.query import FrameNotFoundError, QueryError  # noqa: E402
 from pfflake.simulate import simulate_run  # noqa: E402
 from tests.conftest import EXAMPLE_RUN  # noqa: E402

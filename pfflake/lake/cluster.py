@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .. import schema as S
+from ..errors import FrameNotFoundError, LakeError, QueryError
+from .tables import VIEWS
 
 if TYPE_CHECKING:
     import dask.array
@@ -125,9 +126,6 @@ def run_units(
     """
     require_dask("Lake.ingest(client=...)", cluster=True)
     from distributed import as_completed
-
-    from .lake import LakeError
-
     if not tasks:
         return []
     stamp = f"{time.time_ns():x}"
@@ -178,21 +176,6 @@ def _absolute(task: UnitTask) -> UnitTask:
 
 
 # -- reading ---------------------------------------------------------------------------
-
-
-def _frames_arrow_schema() -> pa.Schema:
-    """The DuckDB ``frames`` view's columns: file columns, then the hive partition keys."""
-    from .query import frames_schema
-
-    full = frames_schema()
-    keys = [k for k, _ in S.PARTITION_KEYS]
-    return pa.schema([f for f in full if f.name not in keys] + [full.field(k) for k in keys])
-
-
-def _table_schema(table: str) -> pa.Schema:
-    from .query import table_schema
-
-    return _frames_arrow_schema() if table == "frames" else table_schema(table)
 
 
 def _pandas_types() -> dict[pa.DataType, Any]:
@@ -279,35 +262,35 @@ def to_dask(
     require_dask("Lake.to_dask")
     import dask.dataframe as dd
 
-    from .query import LATEST_KEYS, SCAN_TABLES, QueryError
-
-    if name not in SCAN_TABLES:
+    if name not in VIEWS:
         raise QueryError(
-            f"no Dask DataFrame for {name!r}; expected one of {', '.join(SCAN_TABLES)} "
+            f"no Dask DataFrame for {name!r}; expected one of {', '.join(VIEWS)} "
             "(derived views: lake.sql('SELECT * FROM <view>').df())"
         )
     snap = snap if snap is not None else lake.snapshot()
-    table = SCAN_TABLES[name]
-    schema = _table_schema(table)
+    view = VIEWS[name]
+    spec = view.spec
+    schema = spec.view_schema()
     cols = list(columns) if columns is not None else None
     if cols is not None:
-        unknown = [c for c in cols if c not in schema.names]
+        unknown = [c for c in cols if c not in view.columns()]
         if unknown:
-            raise QueryError(f"{name}: no column(s) {unknown}; columns: {schema.names}")
-    entries = snap.table_files(table)
-    parts = [(str(lake.root / e["path"]), dict(e.get("partition") or {})) for e in entries]
-    if table == "frames":
-        for p, e in zip(parts, entries, strict=True):
-            if S.MODULE in p[1]:
-                p[1][S.MODULE] = int(e["partition"][S.MODULE])
+            raise QueryError(f"{name}: no column(s) {unknown}; columns: {view.columns()}")
+    entries = snap.table_files(spec.name)
+    parts = []
+    for e in entries:
+        partition = dict(e.get("partition") or {})
+        for key, typ in spec.partition_keys:  # the log keeps them as JSON; pin their types
+            if key in partition and pa.types.is_integer(typ):
+                partition[key] = int(partition[key])
+        parts.append((str(lake.root / e["path"]), partition))
     reader = _ReadPart(schema, cols)
-    meta_schema = pa.schema([schema.field(c) for c in (cols or schema.names)])
+    meta_schema = pa.schema([schema.field(c) for c in (cols or view.columns())])
     meta = _to_pandas(meta_schema.empty_table())
-    if name in LATEST_KEYS:
+    if view.latest_key:
         # runs/files are small (a row per run or source file per commit): read them as one
         # partition and keep the latest version per key, like the views.
-        keys = list(LATEST_KEYS[name])
-        latest = _Latest(reader, keys, drop_version=name == "runs", columns=cols)
+        latest = _Latest(reader, list(view.latest_key), hidden=list(view.hidden), columns=cols)
         meta = latest.empty(meta_schema)
         return dd.from_map(latest, [parts], meta=meta, label=f"pfflake-{name}",
                            enforce_metadata=False)
@@ -317,18 +300,19 @@ def to_dask(
 
 
 class _Latest:
-    """All files of ``runs``/``files`` as one partition, latest ``version`` per key."""
+    """All files of ``runs``/``files`` as one partition: the rows whose ``version`` is their
+    key's maximum (the rule of :mod:`pfflake.lake.tables`)."""
 
-    def __init__(self, reader: _ReadPart, keys: list[str], *, drop_version: bool,
+    def __init__(self, reader: _ReadPart, keys: list[str], *, hidden: list[str],
                  columns: list[str] | None) -> None:
         self.reader = _ReadPart(reader.schema)  # every column: keys and version are needed
         self.keys = keys
-        self.drop_version = drop_version
+        self.hidden = hidden
         self.columns = columns
 
     def _select(self, df):
-        if self.drop_version:
-            df = df.drop(columns=["version"])
+        if self.hidden:
+            df = df.drop(columns=self.hidden)
         return df[self.columns] if self.columns is not None else df
 
     def empty(self, schema: pa.Schema):
@@ -353,8 +337,6 @@ def _find_stream(
     data_product: str | None,
     module: int | None,
 ) -> StreamState:
-    from .query import FrameNotFoundError
-
     found = [
         s
         for s in snap.streams.values()
@@ -401,14 +383,10 @@ def images_dask(
     snap = snap if snap is not None else lake.snapshot()
     state = _find_stream(snap, run, stream, data_product, module)
     if state.store is None:
-        from .query import FrameNotFoundError
-
         raise FrameNotFoundError(f"run {run!r} stream {state.stream!r} has no Zarr store")
     path = Path(lake.root) / state.store
     arr = zarr.open_array(str(path), path=array, mode="r")
     if arr.shape[0] < state.frames:
-        from .lake import LakeError
-
         raise LakeError(
             f"{path}/{array}: {arr.shape[0]} frames stored, {state.frames} committed "
             "(run `pfflake fsck`)"

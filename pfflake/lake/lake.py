@@ -60,6 +60,8 @@ from .log import (
     log_versions,
     publish_commit,
 )
+from .tables import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
+from .tables import TABLES as _TABLE_SPECS
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
@@ -69,7 +71,7 @@ if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the loc
 logger = logging.getLogger(__name__)
 
 STAGING = "_staging"
-TABLES = ("frames", "runs", "files", "hk", "calibration", "dl1")
+TABLES = tuple(_TABLE_SPECS)  # the table names of the log (kept for pfflake.lake.TABLES)
 ROW_GROUP_ROWS = 131_072
 UNIT_FRAMES = 65_536  # target frames per work unit (rounded to Zarr write units)
 INGEST_BATCH_FRAMES = 16_384  # frames in memory at once per worker (bounds RSS)
@@ -115,52 +117,6 @@ def safe_name(name: str) -> str:
 
 
 # -- tables other than frames ---------------------------------------------------
-
-RUNS_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field("observatory", pa.string()),
-        pa.field("start", pa.timestamp("s", tz="UTC")),
-        pa.field("run_type", pa.string()),
-        pa.field("source_path", pa.string()),
-        pa.field("complete", pa.bool_()),
-        pa.field("configs", pa.string()),  # JSON, credentials redacted
-        pa.field("sw_info", pa.string()),  # JSON
-        pa.field("version", pa.int64()),
-        # pixel value above which frames.pixels_above counts (null: not computed)
-        pa.field("pixels_above_threshold", pa.float64()),
-    ]
-)
-
-FILES_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field("file", pa.string()),
-        pa.field(S.DATA_PRODUCT, pa.string()),
-        pa.field(S.MODULE, pa.int32()),
-        pa.field(S.SEQNO, pa.int32()),
-        pa.field("size", pa.int64()),
-        pa.field("frames", pa.int64()),
-        pa.field("damaged_frames", pa.int64()),
-        pa.field("truncated_tail_bytes", pa.int64()),
-        pa.field("fingerprint", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("version", pa.int64()),
-    ]
-)
-
-HK_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field(S.UNIX_T_NS, pa.int64()),
-        pa.field(S.TIME, pa.timestamp("ns", tz="UTC")),
-        pa.field("device", pa.string()),
-        pa.field("field", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("text", pa.string()),
-    ]
-)
-
 
 # -- work units -------------------------------------------------------------------
 

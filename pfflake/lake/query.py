@@ -25,8 +25,9 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import FrameNotFoundError, QueryError
-from ..products import PRODUCTS, get_product
+from ..products import get_product
 from ..store.read import batch_stop, read_frames
+from .tables import TABLES, VIEWS, ViewSpec
 
 if TYPE_CHECKING:
     import polars as pl
@@ -34,18 +35,6 @@ if TYPE_CHECKING:
     from .lake import Lake
     from .log import Snapshot, StreamState
 
-#: Tables :func:`scan` reads (name -> table in the log); runs/files give the latest row per key.
-SCAN_TABLES = {
-    "frames": "frames",
-    "runs": "runs",
-    "files": "files",
-    "hk": "hk",
-    "runs_all": "runs",
-    "files_all": "files",
-    "calibration": "calibration",
-    "dl1": "dl1",
-}
-LATEST_KEYS = {"runs": (S.RUN,), "files": (S.RUN, "file")}
 _FRAME_KEYS = (S.RUN, S.DATA_PRODUCT, S.MODULE, S.FRAME)
 _TIME_KEYS = (S.MODULE, S.UNIX_T_NS)
 
@@ -55,28 +44,7 @@ _TIME_KEYS = (S.MODULE, S.UNIX_T_NS)
 
 def frames_schema() -> pa.Schema:
     """All products' frame columns (no image), partition keys included."""
-    fields: dict[str, pa.Field] = {}
-    for product in PRODUCTS.values():
-        for f in S.frame_schema(product, images=False, stats=True):
-            fields.setdefault(f.name, f)
-    return pa.schema(list(fields.values()))
-
-
-def table_schema(table: str) -> pa.Schema:
-    """Arrow schema of a lake table (``frames``: every product's columns, partition keys
-    included)."""
-    from ..caltables import CALIBRATION_SCHEMA
-    from ..dl1 import DL1_SCHEMA
-    from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
-
-    return {
-        "frames": frames_schema(),
-        "runs": RUNS_SCHEMA,
-        "files": FILES_SCHEMA,
-        "hk": HK_SCHEMA,
-        "calibration": CALIBRATION_SCHEMA,
-        "dl1": DL1_SCHEMA,
-    }[table]
+    return TABLES["frames"].schema
 
 
 def sql_list(paths: list[Path]) -> str:
@@ -99,43 +67,10 @@ def register_views(con, lake: Lake, snap: Snapshot) -> None:
     """
     import duckdb
 
-    from .lake import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
-
     # Committed files never change, so their footers can be cached across queries.
     con.execute("SET parquet_metadata_cache = true")
-    hive_types = (
-        "{"
-        + ", ".join(
-            f"'{k}': '{'VARCHAR' if t == pa.string() else 'INTEGER'}'" for k, t in S.PARTITION_KEYS
-        )
-        + "}"
-    )
-    tables = {
-        "frames": (frames_schema(), f", hive_partitioning=true, hive_types={hive_types}"),
-        "runs_all": (RUNS_SCHEMA, ""),
-        "files_all": (FILES_SCHEMA, ""),
-        "hk": (HK_SCHEMA, ""),
-        "calibration": (table_schema("calibration"), ", hive_partitioning=false"),
-        "dl1": (table_schema("dl1"), ", hive_partitioning=false"),
-    }
-    for view, (schema, extra) in tables.items():
-        paths = lake.table_paths(SCAN_TABLES[view], snap)
-        if paths:
-            con.execute(
-                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet("
-                f"{sql_list(paths)}, union_by_name=true{extra})"
-            )
-        else:
-            con.register(f"_empty_{view}", schema.empty_table())
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _empty_{view}")
-    con.execute(
-        "CREATE OR REPLACE VIEW runs AS SELECT * EXCLUDE (version) FROM runs_all "
-        "QUALIFY row_number() OVER (PARTITION BY run ORDER BY version DESC) = 1"
-    )
-    con.execute(
-        "CREATE OR REPLACE VIEW files AS SELECT * FROM files_all "
-        "QUALIFY row_number() OVER (PARTITION BY run, file ORDER BY version DESC) = 1"
-    )
+    for view in VIEWS.values():
+        con.execute(f"CREATE OR REPLACE VIEW {view.name} AS {_view_sql(con, lake, snap, view)}")
     pending = sorted(views_dir().glob("*.sql"))
     while pending:
         waiting: list[tuple[Path, Exception]] = []
@@ -148,6 +83,25 @@ def register_views(con, lake: Lake, snap: Snapshot) -> None:
             path, exc = waiting[0]
             raise QueryError(f"{path}: {exc}") from exc
         pending = [p for p, _ in waiting]
+
+
+def _view_sql(con, lake: Lake, snap: Snapshot, view: ViewSpec) -> str:
+    """The SELECT of one view, from its :class:`~pfflake.lake.tables.ViewSpec` (rules there)."""
+    spec = view.spec
+    paths = lake.table_paths(spec.name, snap)
+    if paths:
+        source = f"read_parquet({sql_list(paths)}, union_by_name=true{spec.duckdb_options()})"
+    else:
+        source = f"_empty_{spec.name}"
+        con.register(source, spec.view_schema().empty_table())
+    select = "SELECT *"
+    if view.hidden:
+        select += f" EXCLUDE ({', '.join(sql_ident(c) for c in view.hidden)})"
+    sql = f"{select} FROM {source}"
+    if view.latest_key:
+        keys = ", ".join(sql_ident(k) for k in view.latest_key)
+        sql += f" QUALIFY version = max(version) OVER (PARTITION BY {keys})"
+    return sql
 
 
 def views_dir() -> Path:
@@ -190,33 +144,34 @@ def scan(lake: Lake, name: str = "frames", snap: Snapshot | None = None) -> pl.L
     """
     import polars as pl
 
-    if name not in SCAN_TABLES:
+    if name not in VIEWS:
         raise QueryError(
-            f"no Polars scan for {name!r}; expected one of {', '.join(SCAN_TABLES)} "
+            f"no Polars scan for {name!r}; expected one of {', '.join(VIEWS)} "
             "(derived views: lake.sql('SELECT * FROM <view>').pl())"
         )
-    table = SCAN_TABLES[name]
-    full = pl.from_arrow(table_schema(table).empty_table()).schema
-    paths = [str(p) for p in lake.table_paths(table, snap)]
+    view = VIEWS[name]
+    spec = view.spec
+    full = pl.from_arrow(spec.view_schema().empty_table()).schema
+    paths = [str(p) for p in lake.table_paths(spec.name, snap)]
     if not paths:
         lf = pl.LazyFrame(schema=full)
-    elif table == "frames":
-        keys = {k for k, _ in S.PARTITION_KEYS}
+    elif spec.partition_keys:
+        keys = set(spec.key_names)
         lf = pl.scan_parquet(
             paths,
             schema=pl.Schema({c: t for c, t in full.items() if c not in keys}),
             hive_partitioning=True,
-            hive_schema={k: full[k] for k, _ in S.PARTITION_KEYS},
+            hive_schema={k: full[k] for k in spec.key_names},
             missing_columns="insert",
             glob=False,
         )
     else:
         lf = pl.scan_parquet(paths, schema=full, hive_partitioning=False, glob=False)
-    if name in LATEST_KEYS:
-        by = list(LATEST_KEYS[name])
+    if view.latest_key:
+        by = list(view.latest_key)
         lf = lf.filter(pl.col("version") == pl.col("version").max().over(by))
-        if name == "runs":
-            lf = lf.drop("version")
+    if view.hidden:
+        lf = lf.drop(list(view.hidden))
     return lf
 
 
@@ -914,7 +869,6 @@ def _bucket_partial(buckets: np.ndarray, values: np.ndarray, product: str, modul
 
 
 __all__ = [
-    "SCAN_TABLES",
     "FrameNotFoundError",
     "QueryError",
     "coincidence_sql",
