@@ -279,11 +279,11 @@ def to_dask(
     entries = snap.table_files(spec.name)
     parts = []
     for e in entries:
-        partition = dict(e.get("partition") or {})
+        partition = dict(e.partition or {})
         for key, typ in spec.partition_keys:  # the log keeps them as JSON; pin their types
             if key in partition and pa.types.is_integer(typ):
                 partition[key] = int(partition[key])
-        parts.append((str(lake.root / e["path"]), partition))
+        parts.append((str(lake.root / e.path), partition))
     reader = _ReadPart(schema, cols)
     meta_schema = pa.schema([schema.field(c) for c in (cols or view.columns())])
     meta = _to_pandas(meta_schema.empty_table())

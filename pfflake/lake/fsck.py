@@ -90,14 +90,14 @@ def check_sources(snap, report: FsckReport) -> None:
     from .lake import CHECKSUM_BLOCK
 
     for entry in snap.table_files("frames"):
-        if "sources" not in entry:
+        if entry.sources is None:
             report.unchecked_ranges += 1
             continue
-        for src in entry["sources"]:
+        for src in entry.sources:
             report.source_ranges += 1
             path, lo, n = src["path"], src["offset"], src["length"]
             what = (f"source {path} bytes {lo}-{lo + n - 1} (frames {src['frames'][0]}-"
-                    f"{src['frames'][1] - 1} of that file, {entry['stream']})")
+                    f"{src['frames'][1] - 1} of that file, {entry.stream})")
             crc, got = 0, 0
             try:
                 with open(path, "rb") as f:
@@ -127,13 +127,13 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
     committed = set()
     for entries in snap.files.values():
         for e in entries:
-            committed.add(e["path"])
-            path = root / e["path"]
+            committed.add(e.path)
+            path = root / e.path
             report.committed_files += 1
             if not path.is_file():
                 report.errors.append(f"missing committed file {e['path']}")
                 continue
-            if path.stat().st_size != e["bytes"]:
+            if path.stat().st_size != e.bytes:
                 report.errors.append(
                     f"{e['path']}: {path.stat().st_size} bytes, log says {e['bytes']}"
                 )
@@ -143,7 +143,7 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
             except Exception as exc:  # any unreadable footer is damage
                 report.errors.append(f"{e['path']}: unreadable Parquet ({exc})")
                 continue
-            if rows != e["rows"]:
+            if rows != e.rows:
                 report.errors.append(f"{e['path']}: {rows} rows, log says {e['rows']}")
     # uncommitted data files
     for d in _TABLE_DIRS:

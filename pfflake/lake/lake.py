@@ -406,7 +406,7 @@ class Lake:
     def table_paths(self, table: str, snap: Snapshot | None = None) -> list[Path]:
         """Committed data files of ``table`` (from the log, never a directory glob)."""
         snap = snap or self.snapshot()
-        return [self.root / e["path"] for e in snap.table_files(table)]
+        return [self.root / e.path for e in snap.table_files(table)]
 
     def connect(self, snap: Snapshot | None = None):
         """A new DuckDB connection with the lake's views (``frames``, ``runs``, ``files``,
@@ -826,7 +826,7 @@ class Lake:
                     "module": p.seq.module,
                     "frames": p.stop,
                     "store": p.store.relative_to(self.root).as_posix(),
-                    "files": [s.__dict__ for s in states],
+                    "files": [s.to_json() for s in states],
                 }
             )
             for s, path in zip(states, p.seq.file_paths, strict=True):
