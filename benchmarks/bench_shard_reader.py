@@ -4,7 +4,7 @@ Run:  uv run python benchmarks/bench_shard_reader.py [--frames 1000000] [--runs 
       uv run python benchmarks/bench_shard_reader.py --no-cold          # warm cache only
       uv run python benchmarks/bench_shard_reader.py --drop-caches      # cold = drop_caches (root)
 
-Question: before keeping ``pfflake.query``'s own reader of sharded Zarr v3
+Question: before keeping pfflake's own reader of sharded Zarr v3 (``pfflake.store.read``)
 arrays (``read_frames`` -> ``_read_object`` -> ``fetch_object``: ``os.pread`` of a
 shard's index, its crc32c check, ``pread`` of each wanted inner chunk, numcodecs
 decode, over ``pfflake.store.layout.ArrayLayout``), is it clearly faster than what

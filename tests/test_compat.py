@@ -67,6 +67,8 @@ def test_patch_targets_are_where_the_code_reads_them():
     impl = importlib.import_module("pfflake.lake.lake")
     for name in ("_fault", "publish_commit", "UNIT_FRAMES"):
         assert name in vars(impl), name
+    units = importlib.import_module("pfflake.lake.units")
+    assert "source_checksums" in vars(units)  # benchmarks/bench_lake.py --checksums
 
 
 def test_sql_files_are_found():

@@ -45,8 +45,9 @@ if TYPE_CHECKING:
     import dask.dataframe
     import distributed
 
-    from .lake import Lake, UnitResult, UnitTask
+    from .lake import Lake
     from .log import Snapshot, StreamState
+    from .units import UnitResult, UnitTask
 
 #: Attempts after the first for a task that raises (a worker that dies is retried by the
 #: scheduler up to ``distributed.scheduler.allowed-failures`` times on its own).
@@ -88,7 +89,7 @@ def connect(address: str) -> distributed.Client:
 
 def _unit(task: UnitTask) -> UnitResult:
     """One work unit on a Dask worker: :func:`pfflake.lake.run_unit` (+ the test hook)."""
-    from .lake import run_unit
+    from .units import run_unit
 
     fault = os.environ.get(FAULT_ENV, "")
     if fault == "raise":

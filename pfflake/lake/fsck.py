@@ -87,7 +87,7 @@ def check_sources(snap, report: FsckReport) -> None:
     """
     import zlib
 
-    from .lake import CHECKSUM_BLOCK
+    from .units import CHECKSUM_BLOCK
 
     for entry in snap.table_files("frames"):
         if entry.sources is None:

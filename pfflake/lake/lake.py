@@ -18,7 +18,6 @@ exactly once), and :meth:`Lake.fsck` reports or removes the leftovers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,13 +30,11 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema as S
@@ -45,11 +42,9 @@ from ..errors import LakeError
 from ..faults import fault as _fault
 from ..file import PFFWarning
 from ..identity import checked_identity, run_threshold
-from ..paths import HK_FILE_NAME, parse_run_name
-from ..redact import redact
+from ..paths import HK_FILE_NAME
 from ..store.layout import write_unit
 from ..store.resize import create_store_in_place, resize_store
-from ..store.write import FrameWriter
 from .log import (
     LOG_DIR,
     CommitConflict,
@@ -60,8 +55,16 @@ from .log import (
     log_versions,
     publish_commit,
 )
-from .tables import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
+from .sources import file_row, file_states, new_hk_rows, redacted_configs, run_row
+from .tables import FILES_SCHEMA, RUNS_SCHEMA
 from .tables import TABLES as _TABLE_SPECS
+from .units import (
+    UnitResult,
+    UnitTask,
+    fingerprint,
+    fsync_file,
+    run_unit,
+)
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
@@ -72,10 +75,7 @@ logger = logging.getLogger(__name__)
 
 STAGING = "_staging"
 TABLES = tuple(_TABLE_SPECS)  # the table names of the log (kept for pfflake.lake.TABLES)
-ROW_GROUP_ROWS = 131_072
 UNIT_FRAMES = 65_536  # target frames per work unit (rounded to Zarr write units)
-INGEST_BATCH_FRAMES = 16_384  # frames in memory at once per worker (bounds RSS)
-_FINGERPRINT_BYTES = 65_536
 #: Lake stores keep images in chunks of about this many bytes, in shards of
 #: IMAGE_SHARD_FRAMES frames: a scattered query hit costs one small chunk's
 #: decode (not pypff's 8 MB), and the shard keeps the file count of a 4096-chunk store.
@@ -117,162 +117,6 @@ def safe_name(name: str) -> str:
 
 
 # -- tables other than frames ---------------------------------------------------
-
-# -- work units -------------------------------------------------------------------
-
-
-@dataclass
-class UnitTask:
-    """Frames [zarr_start, stop) of one stream: Zarr gets all, Parquet [row_start, stop)."""
-
-    run: str
-    stream: str
-    paths: list[str]
-    strict: bool
-    zarr_start: int
-    row_start: int
-    stop: int
-    store: str
-    staging_file: str
-    threshold: float | None
-    zarr_workers: int
-
-
-@dataclass
-class UnitResult:
-    task: UnitTask
-    rows: int
-    bytes: int
-    min_unix_t_ns: int | None
-    max_unix_t_ns: int | None
-    sources: list[dict[str, Any]] = field(default_factory=list)  # see source_checksums
-
-
-#: Bytes hashed at a time by :func:`source_checksums` (pages released behind: bounded RSS).
-CHECKSUM_BLOCK = 8 * 1024 * 1024
-
-
-def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
-    """CRC-32 of the source bytes of frames [start, stop) of ``seq``, one entry per file.
-
-    Each entry names the file (absolute path), the byte range ``[offset, offset
-    + length)`` from the first of those frames' ``{`` to the last one's final
-    pixel byte (damaged stretches in between included), and ``crc32``.
-    ``pfflake fsck --sources`` re-reads exactly these ranges. Computed from the
-    memory map the unit has just read, so the bytes are in the page cache.
-    """
-    import zlib
-
-    import numpy as np
-
-    out = []
-    first = 0
-    for pf in seq.files:
-        lo_f, hi_f = max(start - first, 0), min(stop - first, pf.n_frames)
-        first += pf.n_frames
-        if hi_f <= lo_f:
-            continue
-        lo = pf.frame_offset(lo_f)
-        hi = int(pf.image_offsets(np.array([hi_f - 1]))[0]) + pf.product.image_bytes
-        buf, crc = pf.buffer, 0
-        for pos in range(lo, hi, CHECKSUM_BLOCK):
-            end = min(pos + CHECKSUM_BLOCK, hi)
-            crc = zlib.crc32(buf[pos:end], crc)
-            pf.release_pages(pos, end)
-        out.append({"path": str(Path(pf.path).resolve()), "offset": lo, "length": hi - lo,
-                    "crc32": crc, "frames": [lo_f, hi_f]})
-    return out
-
-
-def run_unit(task: UnitTask) -> UnitResult:
-    """One work unit; runs in a worker process (or in-process for small ingests)."""
-    from ..arrow import frame_batches
-    from ..sequence import PFFSequence
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PFFWarning)
-        seq = PFFSequence(task.paths, strict=task.strict)
-    header_cols = {S.header_column(f): f for f in seq.product.header_fields}
-    parts: list[pa.RecordBatch] = []
-    with FrameWriter(task.store, task.zarr_start, workers=task.zarr_workers) as zw:
-        for fb in frame_batches(
-            seq,
-            run=task.run,
-            start=task.zarr_start,
-            stop=task.stop,
-            batch_size=INGEST_BATCH_FRAMES,
-            images=False,
-            stats=True,
-            threshold=task.threshold,
-            with_pixels=True,
-        ):
-            b = fb.batch
-            headers = {f: b.column(c).to_numpy() for c, f in header_cols.items()}
-            zw.append(
-                fb.pixels,
-                headers,
-                b.column(S.UNIX_T_NS).to_numpy(),
-                b.column(S.TIME_QUALITY).to_numpy(),
-            )
-            _fault("read_batch")
-            skip = max(0, task.row_start - fb.start)
-            if skip < b.num_rows:
-                parts.append(b.slice(skip))
-    sources = source_checksums(seq, task.row_start, task.stop)
-    seq.close()
-    table = pa.Table.from_batches(parts) if parts else None
-    if table is None or table.num_rows == 0:
-        return UnitResult(task, 0, 0, None, None)
-    table = table.drop_columns([k for k, _ in S.PARTITION_KEYS])
-    table = table.sort_by(S.UNIX_T_NS)
-    out = Path(task.staging_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _fault("parquet_staging")
-    # Written under a private name, then renamed: a retried unit (Dask) whose first
-    # attempt is still running never exposes a half-written file at the staged path.
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            row_group_size=ROW_GROUP_ROWS,
-            write_statistics=True,
-        )
-        _fsync(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fault("parquet_staged")
-    ts = table.column(S.UNIX_T_NS)
-    return UnitResult(
-        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py(),
-        sources,
-    )
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fingerprint(path: Path, size: int, last_frame: tuple[int, int] | None) -> str:
-    """Hash of the file's first 64 KiB and of its last ingested frame's bytes.
-
-    Cheap enough for every ingest; detects a source file rewritten under the
-    lake (its prefix changed) without rereading everything.
-    """
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        h.update(f.read(min(size, _FINGERPRINT_BYTES)))
-        if last_frame is not None:
-            f.seek(last_frame[0])
-            h.update(f.read(last_frame[1]))
-    return h.hexdigest()
-
 
 # -- ingest planning --------------------------------------------------------------
 
@@ -723,7 +567,7 @@ class Lake:
         for p in plans:
             if p.stop <= p.start:
                 continue
-            configs = _redacted_configs(p.seq)
+            configs = redacted_configs(p.seq)
             if p.new_store:
                 layout = self.zarr_layout or lake_zarr_layout(p.seq.product)
                 create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
@@ -812,7 +656,7 @@ class Lake:
         streams = []
         file_rows = []
         for p in plans:
-            states = _file_states(p.seq)
+            states = file_states(p.seq)
             changed = p.state is None or p.stop > p.start or any(
                 p.state.files.get(s.name) != s for s in states
             )
@@ -831,15 +675,15 @@ class Lake:
             )
             for s, path in zip(states, p.seq.file_paths, strict=True):
                 if p.state is None or p.state.files.get(s.name) != s:
-                    file_rows.append(_file_row(p, s, path, version))
+                    file_rows.append(file_row(p, s, path, version))
         run_rows, hk_tables, hk_counts, new_runs = [], [], {}, []
         for run, run_dir in runs:
             name = run.run_dir.name
             if name not in snap.runs:
                 new_runs.append(name)
-                run_rows.append(_run_row(run, run_dir, version, self._run_ids[name],
+                run_rows.append(run_row(run, run_dir, version, self._run_ids[name],
                                          self._thresholds[name]))
-            hk = _new_hk(run, snap.hk_records.get(name, 0))
+            hk = new_hk_rows(run, snap.hk_records.get(name, 0))
             if hk is not None and hk.num_rows:
                 hk_tables.append(hk)
                 hk_counts[name] = snap.hk_records.get(name, 0) + hk.num_rows
@@ -851,7 +695,7 @@ class Lake:
             out = staging / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
-            _fsync(out)
+            fsync_file(out)
             _fault("table_staged")
             add.append({"table": "hk", "path": rel.as_posix(), "rows": hk.num_rows,
                         "bytes": out.stat().st_size})
@@ -876,7 +720,7 @@ class Lake:
             _fault("published_file")
             dirs.add(dst.parent)
         for d in dirs:
-            _fsync(d)
+            fsync_file(d)
 
     # -- checking ---------------------------------------------------------------
 
@@ -928,116 +772,6 @@ def _io_error(lake: Lake, e: OSError) -> LakeError:
     )
 
 
-def _redacted_configs(seq) -> dict[str, Any]:
-    run_dir = Path(seq.file_paths[0]).parent
-    out = {}
-    for p in sorted(run_dir.glob("*.json")):
-        if p.name.startswith("dp_manifest"):
-            continue
-        try:
-            out[p.stem] = redact(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def _file_states(seq) -> list[FileState]:
-    states = []
-    for pf in seq.files:
-        last = None
-        if pf.n_frames:
-            off = pf.frame_offset(pf.n_frames - 1)
-            length = pf.size - pf.truncated_tail_bytes - off
-            last = (off, length)
-        states.append(
-            FileState(
-                name=pf.path.name,
-                size=pf.size,
-                frames=pf.n_frames,
-                fingerprint=fingerprint(pf.path, pf.size, last),
-                damaged_frames=sum(1 for _ in pf.damage),
-                truncated_tail_bytes=pf.truncated_tail_bytes,
-            )
-        )
-    return states
-
-
-def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[str, Any]:
-    from ..paths import parse_pff_name
-
-    name = parse_pff_name(path)
-    status = "damaged" if s.damaged_frames else ("tail_cut" if s.truncated_tail_bytes else "ok")
-    return {
-        S.RUN: p.run,
-        "file": s.name,
-        S.DATA_PRODUCT: name.data_product,
-        S.MODULE: name.module,
-        S.SEQNO: name.seqno,
-        "size": s.size,
-        "frames": s.frames,
-        "damaged_frames": s.damaged_frames,
-        "truncated_tail_bytes": s.truncated_tail_bytes,
-        "fingerprint": s.fingerprint,
-        "status": status,
-        "version": version,
-    }
-
-
-def _run_row(run, run_dir: Path, version: int, ident: dict[str, str],
-             threshold: float | None) -> dict[str, Any]:
-    from datetime import datetime
-
-    rn = parse_run_name(run.run_dir)
-    raw = {}
-    for p in sorted(run.run_dir.glob("*.json")):
-        if p.name.startswith("dp_manifest"):
-            continue
-        try:
-            raw[p.stem] = json.loads(p.read_text())
-        except (OSError, ValueError):
-            raw[p.stem] = None
-    sw = raw.pop("sw_info", None)
-    complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
-    return {
-        S.RUN: run.run_dir.name,
-        "observatory": ident["observatory"],
-        "start": datetime.strptime(ident["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
-        "run_type": rn.run_type,
-        "source_path": str(Path(run_dir).resolve()),
-        "complete": complete,
-        "configs": json.dumps(redact(raw), sort_keys=True),
-        "sw_info": json.dumps(redact(sw), sort_keys=True) if sw is not None else None,
-        "version": version,
-        "pixels_above_threshold": threshold,
-    }
-
-
-def _new_hk(run, already: int) -> pa.Table | None:
-    from ..hk import hk_table
-
-    path = run.run_dir / HK_FILE_NAME
-    if not path.is_file():
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PFFWarning)
-        table = hk_table(path, strict=False)
-    table = table.slice(already)
-    n = table.num_rows
-    ts = table.column(S.UNIX_T_NS)
-    return pa.table(
-        {
-            S.RUN: pa.array([run.run_dir.name] * n, pa.string()),
-            S.UNIX_T_NS: ts,
-            S.TIME: ts.cast(pa.timestamp("ns", tz="UTC")),
-            "device": table.column("device"),
-            "field": table.column("field"),
-            "value": table.column("value"),
-            "text": table.column("text"),
-        },
-        schema=HK_SCHEMA,
-    )
-
-
 def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
                        rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
@@ -1046,7 +780,7 @@ def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
     out = staging / rel
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
-    _fsync(out)
+    fsync_file(out)
     _fault("table_staged")
     return [{"table": table, "path": rel.as_posix(), "rows": len(rows),
              "bytes": out.stat().st_size}]
