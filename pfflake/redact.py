@@ -146,8 +146,13 @@ def leaves(obj: Any) -> Iterator[str]:
 
 
 def _is_model(obj: Any) -> bool:
-    pydantic = sys.modules.get("pydantic")  # no model can exist before pydantic is loaded
-    return pydantic is not None and isinstance(obj, pydantic.BaseModel)
+    # No model can exist before pydantic.main has defined BaseModel, so look it up without
+    # importing anything. Not ``sys.modules["pydantic"].BaseModel``: while another thread
+    # is importing pydantic (convert_run's pool loading configs) that module is only
+    # partially initialised and the attribute lookup raises.
+    main = sys.modules.get("pydantic.main")
+    base = getattr(main, "BaseModel", None) if main is not None else None
+    return base is not None and isinstance(obj, base)
 
 
 def redact_tree(

@@ -138,3 +138,19 @@ def test_import_does_not_load_pydantic():
     code = "import sys, pfflake.redact; print('pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_partially_imported_pydantic_is_not_an_error():
+    """Another thread may be importing pydantic while a sidecar is scrubbed (convert_run):
+    a half-initialised pydantic in sys.modules must not break redaction."""
+    code = (
+        "import sys, types\n"
+        "sys.modules['pydantic'] = types.ModuleType('pydantic')\n"
+        "sys.modules['pydantic.main'] = types.ModuleType('pydantic.main')\n"
+        "from pfflake.redact import find_secrets, redact\n"
+        "assert find_secrets({'password': 'x1'}) == ['password']\n"
+        "assert redact({'token': 'abc'}) == {'token': '***'}\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
