@@ -5,7 +5,7 @@ Run:  uv run --group bench python benchmarks/bench_lake.py [--gb 2.0] [--runs 3]
 
 ``--checksums`` measures what the per-range source CRC-32 (``fsck --sources``)
 costs an ingest: one-process ingests (units run in-process) alternately with
-and without it (``pfflake.lake.source_checksums`` replaced by a no-op), the
+and without it (``pfflake.lake.units.source_checksums`` replaced by a no-op), the
 median of the per-pair ratios, and the time of ``pfflake fsck --sources``.
 
 On one simulated run (img16, two modules, --gb in total) prints, as medians
@@ -67,8 +67,8 @@ print(dt, hwm * 1024, child * 1024, r.frames)
 
 
 _NO_CHECKSUMS = """
-import pfflake.lake
-pfflake.lake.source_checksums = lambda seq, start, stop: []
+import pfflake.lake.units  # the module whose run_unit reads it (the package only re-exports)
+pfflake.lake.units.source_checksums = lambda seq, start, stop: []
 """
 
 

@@ -4,21 +4,27 @@
 ``from pypff.io2 import PanosetiRun, PFFSequence``.
 """
 
+from ._version import __version__ as __version__
 from .errors import (
+    CommitConflict,
+    ConfigError,
     CorruptFrameError,
     CorruptHeaderError,
     FileNameError,
+    FrameNotFoundError,
+    LakeError,
     PFFError,
     PFFFormatError,
+    PfflakeError,
+    QueryError,
     TruncatedFrameError,
     UnknownProductError,
+    ZarrLayoutError,
 )
 from .file import PFFFile, PFFWarning
 from .products import PRODUCTS, DataProduct, get_product
 from .run import PanosetiRun
 from .sequence import PFFSequence
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
@@ -31,18 +37,25 @@ def __getattr__(name: str):
 
 __all__ = [
     "PRODUCTS",
+    "CommitConflict",
+    "ConfigError",
     "CorruptFrameError",
     "CorruptHeaderError",
     "DataProduct",
     "FileNameError",
+    "FrameNotFoundError",
     "Lake",
+    "LakeError",
     "PFFError",
     "PFFFile",
     "PFFFormatError",
     "PFFSequence",
     "PFFWarning",
     "PanosetiRun",
+    "PfflakeError",
+    "QueryError",
     "TruncatedFrameError",
     "UnknownProductError",
+    "ZarrLayoutError",
     "get_product",
 ]

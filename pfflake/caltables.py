@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .calibration import PedestalRecipe, gain_with_fallbacks, window_pedestals
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
+from .errors import QueryError
+from .lake.tables import CALIBRATION_SCHEMA
 from .products import get_product
-from .query import QueryError
+from .store.read import read_frames as gather_frames
 
 if TYPE_CHECKING:
     import distributed
@@ -47,28 +49,6 @@ KINDS = ("pedestal", "pedvar", "hot", "dead", "gain")
 MIN_VALID_NS = 946_684_800 * 1_000_000_000
 READ_BATCH_FRAMES = 16_384
 
-CALIBRATION_SCHEMA = pa.schema(
-    [
-        pa.field("kind", pa.string()),
-        pa.field(S.DATA_PRODUCT, pa.string()),
-        pa.field(S.MODULE, pa.int32()),
-        pa.field("quabo", pa.int32()),  # ph256 (one quabo's packets per frame); null otherwise
-        pa.field(S.RUN, pa.string()),  # the run it was computed from (null for gain)
-        pa.field("valid_from_ns", pa.int64()),
-        pa.field("valid_to_ns", pa.int64()),
-        pa.field("height", pa.int32()),
-        pa.field("width", pa.int32()),
-        pa.field("values", pa.list_(pa.float64())),
-        pa.field("n_frames", pa.int64()),
-        pa.field("source", pa.string()),
-        pa.field("qc_ok", pa.bool_()),
-        pa.field("recipe_name", pa.string()),
-        pa.field("recipe", pa.string()),
-        pa.field("source_version", pa.int64()),
-        pa.field("computed_at_ns", pa.int64()),
-        pa.field("calibration_id", pa.string()),
-    ]
-)
 
 
 class CalibrationNotFoundError(QueryError, LookupError):
@@ -125,10 +105,9 @@ class PedestalTask:
 
 def read_frames(store: str, frames: np.ndarray, product) -> np.ndarray:
     """Images of ``frames`` of one committed store (new array, in the order given)."""
-    from .query import _gather
-
     out = np.empty((len(frames), *product.image_shape), dtype=product.dtype)
-    _gather([(store, np.asarray(frames, dtype=np.int64), np.arange(len(frames)))], "images", out)
+    frames = np.asarray(frames, dtype=np.int64)
+    gather_frames([(store, frames, np.arange(len(frames)))], "images", out)
     return out
 
 
@@ -229,11 +208,11 @@ def compute_pedestals(
     One work unit per stream, on ``workers`` local processes or ``client``'s
     Dask cluster; the result is the same either way.
     """
-    from .query import _stream_index
+    from .lake.query import stream_index
 
     t0 = time.perf_counter()
     snap = lake.snapshot()
-    streams = _stream_index(snap)
+    streams = stream_index(snap)
     cid = uuid.uuid4().hex[:12]
     now = time.time_ns()
     txn, staging = new_staging(lake)
@@ -445,24 +424,24 @@ def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarr
     none is committed) valid at its ``unix_t_ns``. Raises
     :class:`CalibrationNotFoundError` for a frame with no pedestal.
     """
-    from .query import _frame_keys, _gather, _locate
+    from .lake.query import frame_keys, locate
 
     snap = lake.snapshot()
-    keys = _frame_keys(lake, snap, result)
-    product_name, requests = _locate(lake, snap, keys)
+    keys = frame_keys(lake, snap, result)
+    product_name, requests = locate(lake, snap, keys)
     if product_name is None:
         return np.empty((0, 0, 0), dtype=np.float32)
     product = get_product(product_name)
     raw = np.empty((keys.height, *product.image_shape), dtype=product.dtype)
-    _gather(requests, "images", raw)
+    gather_frames(requests, "images", raw)
     times = np.empty(keys.height, dtype=np.int64)
-    _gather(requests, S.UNIX_T_NS, times)
+    gather_frames(requests, S.UNIX_T_NS, times)
     out = raw.reshape(keys.height, -1).astype(np.float32)
     rows = calibration_rows(lake, snap, data_product=product.name)
     modules = keys[S.MODULE].to_numpy()
     quabos = np.full(keys.height, -1, dtype=np.int64)
     if product.header_kind == "quabo":  # ph256: calibrations per quabo
-        _gather(requests, "quabo_num", quabos)
+        gather_frames(requests, "quabo_num", quabos)
     groups = np.unique(np.stack([modules, quabos], axis=1), axis=0)
     for mod, q in groups.tolist():
         sel = np.flatnonzero((modules == mod) & (quabos == q))

@@ -37,6 +37,7 @@ from .caltables import calibration_rows, read_frames, selected_frames
 from .camera import Camera
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
 from .images import HILLAS_SCHEMA, hillas_parameters, tailcuts_clean
+from .lake.tables import DL1_SCHEMA
 from .products import get_product
 
 if TYPE_CHECKING:
@@ -47,22 +48,6 @@ if TYPE_CHECKING:
 UNIT_FRAMES = 65_536
 BATCH_FRAMES = 16_384
 
-DL1_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field(S.DATA_PRODUCT, pa.string()),
-        pa.field(S.MODULE, pa.int32()),
-        pa.field(S.FRAME, pa.int64()),
-        pa.field(S.UNIX_T_NS, pa.int64()),
-        pa.field("quabo", pa.int32()),  # ph256: the frame's quabo (positions in the module)
-        *HILLAS_SCHEMA,
-        pa.field("pedestal_valid_from_ns", pa.int64()),
-        pa.field("gain_source", pa.string()),
-        pa.field("recipe_name", pa.string()),
-        pa.field("source_version", pa.int64()),
-        pa.field("dl1_id", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -192,9 +177,9 @@ def compute_dl1(
     """
     t0 = time.perf_counter()
     snap = lake.snapshot()
-    from .query import _stream_index
+    from .lake.query import stream_index
 
-    streams = _stream_index(snap)
+    streams = stream_index(snap)
     rows = calibration_rows(lake, snap, data_product=data_product)
     did = uuid.uuid4().hex[:12]
     txn, staging = new_staging(lake)

@@ -1,9 +1,35 @@
-"""The pfflake error hierarchy.
+"""The pfflake error hierarchy: one root, :class:`PfflakeError`.
+
+::
+
+    PfflakeError                    except pfflake.PfflakeError: anything pfflake raises on purpose
+    ├── PFFError                    about PFF input: path, frame, byte offset
+    │   ├── PFFFormatError(ValueError)
+    │   │   ├── CorruptHeaderError
+    │   │   └── CorruptFrameError
+    │   ├── TruncatedFrameError(EOFError)
+    │   ├── UnknownProductError(ValueError)
+    │   ├── FileNameError(ValueError)
+    │   ├── ConfigError(ValueError)          (pfflake.models)
+    │   └── EmptyProductError(KeyError)      (pfflake.run)
+    ├── ZarrLayoutError(ValueError)  a store or frame range that does not fit the layout
+    └── LakeError(RuntimeError)      the lake: ingest, log, queries
+        ├── CommitConflict           another writer published the same version first
+        └── QueryError(ValueError)   a query the lake cannot answer as asked
+            └── FrameNotFoundError(LookupError)
+                                     (and CalibrationNotFoundError in pfflake.caltables)
 
 Every error about a PFF file carries ``path``, ``frame`` and ``offset`` (any of
 them may be ``None`` when it does not apply) and names them in its message, so
 a log line alone says where to look. Each class also subclasses the builtin
-that fits, so callers can catch either ``PFFError`` or e.g. ``ValueError``.
+that fits, so callers can catch either the pfflake class or e.g. ``ValueError``
+(``QueryError`` is both a ``RuntimeError``, through ``LakeError``, and a
+``ValueError``, as it was before it joined the tree).
+
+This module imports nothing of pfflake, so every layer can raise from it and
+``import pfflake`` exports the whole tree at no cost. ``TimeOverflowError``
+(pfflake.timestamps) and ``PFFWarning`` (pfflake.file) still live in the reader
+modules; see the issue 13 note.
 """
 
 from __future__ import annotations
@@ -11,7 +37,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class PFFError(Exception):
+class PfflakeError(Exception):
+    """The root of every error pfflake raises on purpose."""
+
+
+class PFFError(PfflakeError):
     """Base class of every pfflake error about PFF data."""
 
     def __init__(
@@ -68,3 +98,31 @@ class UnknownProductError(PFFError, ValueError):
 
 class FileNameError(PFFError, ValueError):
     """A file or run directory name does not follow the PANOSETI conventions."""
+
+
+class ConfigError(PFFError, ValueError):
+    """A config file that does not parse or validate (pfflake.models.load_config).
+
+    The message names the file and each problem (``loc: msg``) and never
+    holds secret values from the file, so it is safe to log.
+    """
+
+
+class ZarrLayoutError(PfflakeError, ValueError):
+    """A store or frame range that does not fit the layout pfflake writes."""
+
+
+class LakeError(PfflakeError, RuntimeError):
+    """A lake operation could not complete; the lake still reads as its last commit."""
+
+
+class CommitConflict(LakeError):
+    """Another writer published the same commit version first."""
+
+
+class QueryError(LakeError, ValueError):
+    """A query or query result the lake cannot answer as asked (says what was expected)."""
+
+
+class FrameNotFoundError(QueryError, LookupError):
+    """A requested frame is not committed in the lake (or not within the tolerance)."""

@@ -25,15 +25,13 @@ dicts/lists/strings (e.g. before a config is stored in Parquet or Zarr).
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import logging
 import os
 import re
 import tomllib
-import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +49,18 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import PFFError
+from .errors import ConfigError
+from .redact import (
+    REDACTED,
+    find_secrets,
+    is_blank,
+    is_secret_key,
+    redact,
+    redact_text,
+    redact_tree,
+    scrub_message,
+    secret_values,
+)
 from .timestamps import QUALITY_QUABO_MISSING, unix_t_ns_scalar
 
 __all__ = [
@@ -117,185 +126,11 @@ MIN_MOVIE_MODE_PE_THRESHOLD = 1.0
 
 
 # -----------------------------------------------------------------------------
-# Redaction rules
+# Redaction: the rules live in pfflake.redact; models only add the reveal switch
 # -----------------------------------------------------------------------------
 
-#: What every redacted value is replaced with.
-REDACTED = "***"
-
-_SECRET_WORDS = frozenset(
-    {
-        "password",
-        "passwords",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "token",
-        "tokens",
-        "secret",
-        "secrets",
-        "apikey",
-        "credential",
-        "credentials",
-        "auth",
-        "authorization",
-    }
-)
-# Words of a key name: snake_case, kebab-case, dotted and camelCase all split.
-_KEY_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-# scheme://user:password@host -- the password runs to the last '@' of the authority.
-_URL_PASSWORD_RE = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):(?P<password>[^\s/?#]*)@"
-)
-# name=value pairs (URL query strings, free text); redacted when the name looks secret.
-_NAME_VALUE_RE = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)=(?P<value>[^\s&#;,]+)")
 # model_dump context key behind ConfigModel.reveal(); private on purpose.
 _REVEAL = "_pfflake_reveal_secrets"
-
-
-@functools.lru_cache(maxsize=4096)
-def is_secret_key(name: object) -> bool:
-    """Whether a key name looks like it holds a secret (case-insensitive).
-
-    True when one word of the name is password/passwd/pwd/passphrase, token,
-    secret, apikey, credential(s), auth or authorization, or when the last of
-    several words is ``key`` (``api_key``, ``ssh-key``, ``privateKey``). Words
-    are split on ``_ - .`` and camelCase, so ``author`` or ``wps`` are not
-    secrets but ``db_password`` and ``X-Auth-Token`` are.
-    """
-    words = [w.lower() for w in _KEY_WORD_RE.findall(str(name))]
-    if any(w in _SECRET_WORDS for w in words):
-        return True
-    return len(words) > 1 and words[-1] == "key"
-
-
-def _is_blank(value: object) -> bool:
-    """Nothing to hide: absent, empty, or already redacted."""
-    return value is None or value == "" or value == REDACTED
-
-
-def _redact_text(text: str, values: set[str] | None) -> str:
-    def url(m: re.Match[str]) -> str:
-        password = m["password"]
-        if _is_blank(password):
-            return m[0]
-        if values is not None:
-            values.update({password, urllib.parse.unquote(password)})
-        return f"{m['head']}:{REDACTED}@"
-
-    def pair(m: re.Match[str]) -> str:
-        if not is_secret_key(m["name"]) or _is_blank(m["value"]):
-            return m[0]
-        if values is not None:
-            values.add(m["value"])
-        return f"{m['name']}={REDACTED}"
-
-    return _NAME_VALUE_RE.sub(pair, _URL_PASSWORD_RE.sub(url, text))
-
-
-def redact_text(text: str) -> str:
-    """``text`` with URL passwords and secret ``name=value`` pairs replaced by ``***``.
-
-    ``http://admin:pw@host`` -> ``http://admin:***@host``;
-    ``https://h/x?token=abc`` -> ``https://h/x?token=***``. Idempotent.
-    """
-    return _redact_text(text, None)
-
-
-def _join(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def _leaves(obj: Any) -> Iterator[str]:
-    if isinstance(obj, Mapping):
-        for v in obj.values():
-            yield from _leaves(v)
-    elif isinstance(obj, list | tuple | set | frozenset):
-        for v in obj:
-            yield from _leaves(v)
-    elif obj is not None:
-        yield str(obj)
-
-
-def _redact(
-    obj: Any,
-    path: str = "",
-    *,
-    found: list[str] | None = None,
-    values: set[str] | None = None,
-    keep_models: bool = False,
-) -> Any:
-    """Redacted deep copy of ``obj``; optionally records paths and raw secret values."""
-    if isinstance(obj, BaseModel):
-        if keep_models:  # repr path: the nested model's own repr redacts itself
-            return obj
-        raw = obj.reveal() if isinstance(obj, ConfigModel) else obj.model_dump()
-        return _redact(raw, path, found=found, values=values)
-    if isinstance(obj, str):
-        out = _redact_text(obj, values)
-        if out != obj and found is not None:
-            found.append(path)
-        return out
-    if isinstance(obj, Mapping):
-        result = {}
-        for key, value in obj.items():
-            sub = _join(path, key)
-            if is_secret_key(key) and not _is_blank(value):
-                if found is not None:
-                    found.append(sub)
-                if values is not None:
-                    values.update(_leaves(value))
-                result[key] = REDACTED
-            else:
-                result[key] = _redact(
-                    value, sub, found=found, values=values, keep_models=keep_models
-                )
-        return result
-    if isinstance(obj, list | tuple | set | frozenset):
-        items = [
-            _redact(v, f"{path}[{i}]", found=found, values=values, keep_models=keep_models)
-            for i, v in enumerate(obj)
-        ]
-        return items if isinstance(obj, list) else type(obj)(items)
-    return copy.deepcopy(obj)
-
-
-def redact(obj: Any) -> Any:
-    """Deep copy of ``obj`` (dicts, lists, tuples, strings, models) with secrets as ``***``.
-
-    Use it on anything config-derived before it leaves the process (Parquet or
-    Zarr metadata, logs). A pydantic model comes back as a redacted plain dict.
-    Values of secret-looking keys are replaced whole, whatever their type;
-    ``None``, ``""`` and ``"***"`` are left alone (nothing to hide), so
-    ``find_secrets(redact(x)) == []``.
-    """
-    return _redact(obj)
-
-
-def find_secrets(obj: Any) -> list[str]:
-    """Paths (``wps.url``, ``domes[0].token``) of every item :func:`redact` would change.
-
-    Reports where secrets are, never what they are; for tests, logs and a
-    lake's integrity check. A config model is inspected on its raw values.
-    """
-    found: list[str] = []
-    _redact(obj, found=found)
-    return found
-
-
-def _secret_values(obj: Any) -> set[str]:
-    values: set[str] = set()
-    _redact(obj, values=values)
-    values.discard("")
-    return values
-
-
-def _scrub(text: str, secrets: set[str]) -> str:
-    """Remove raw secret values from free text (messages that may quote input)."""
-    text = redact_text(text)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def _describe(error: ValidationError) -> str:
@@ -335,14 +170,14 @@ class ConfigModel(BaseModel):
         data = handler(self)
         if info.context and info.context.get(_REVEAL):
             return data
-        return _redact(data)
+        return redact_tree(data)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
-            if name is not None and is_secret_key(name) and not _is_blank(value):
+            if name is not None and is_secret_key(name) and not is_blank(value):
                 yield name, REDACTED
             else:
-                yield name, _redact(value, keep_models=True)
+                yield name, redact_tree(value, keep_models=True)
 
     def reveal(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
         """The raw dump, secrets included: the one explicit way to get them.
@@ -833,14 +668,6 @@ class PhBaselineConfig(FrozenConfigModel):
 # -----------------------------------------------------------------------------
 
 
-class ConfigError(PFFError, ValueError):
-    """A config file that does not parse or validate.
-
-    The message names the file and each problem (``loc: msg``) and never
-    holds secret values from the file, so it is safe to log.
-    """
-
-
 #: File stem -> model, as pypff's ``PanosetiRun._load_configs``.
 CONFIG_MODELS: dict[str, type[ConfigModel]] = {
     "data_config": DataConfig,
@@ -905,7 +732,7 @@ def load_config(
         return cls.model_validate(data)
     except ValidationError as e:
         problem = f"invalid {cls.__name__}: {_describe(e)}"
-    raise ConfigError(_scrub(problem, _secret_values(data)), path=path)
+    raise ConfigError(scrub_message(problem, secret_values(data)), path=path)
 
 
 def load_configs(run_dir: str | os.PathLike[str]) -> dict[str, ConfigModel]:

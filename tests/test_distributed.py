@@ -22,9 +22,9 @@ dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 from pfflake import PFFWarning  # noqa: E402
-from pfflake import lake as lake_mod  # noqa: E402
 from pfflake.distributed import FAULT_ENV  # noqa: E402
 from pfflake.lake import Lake, LakeError, resize_store  # noqa: E402
+from pfflake.lake import lake as lake_mod  # noqa: E402
 from pfflake.query import FrameNotFoundError, QueryError  # noqa: E402
 from pfflake.simulate import simulate_run  # noqa: E402
 from tests.conftest import EXAMPLE_RUN  # noqa: E402
@@ -197,7 +197,7 @@ def test_cli_ingest_with_scheduler_and_relative_paths(sim, client, local_lake, t
     os.symlink(sim.path, tmp_path / "runs" / sim.path.name)
     code = textwrap.dedent(f"""
         import functools
-        from pfflake import lake
+        from pfflake.lake import lake
         lake.UNIT_FRAMES = {UNIT}  # this module's small units and layout, as in local_lake
         lake.Lake.__init__ = functools.partialmethod(lake.Lake.__init__, **{LAYOUT!r})
         from pfflake.cli import main

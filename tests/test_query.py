@@ -452,54 +452,6 @@ def test_images_as_xarray(sample):
     assert da.attrs["data_product"] == "ph256"
 
 
-@pytest.mark.parametrize("shard_factor", [0, 4])
-def test_gather_reads_each_stored_object_once(tmp_path, monkeypatch, shard_factor):
-    from pfflake.products import get_product
-    from pfflake.zarr import create_store, write_frames
-
-    product = get_product("ph256")
-    n = 1000
-    rng = np.random.default_rng(5)
-    pixels = rng.integers(-300, 3000, (n, 16, 16)).astype(np.int16)
-    pixels[128:192] = 0  # one chunk never written (fill value)
-    store = create_store(
-        tmp_path / "s.zarr", product, n, time_chunk=64, ts_chunk=256, shard_factor=shard_factor
-    )
-    headers = {f: np.zeros(n, np.int64) for f in product.header_fields}
-    write_frames(
-        store,
-        0,
-        pixels,
-        headers,
-        np.arange(n, dtype=np.int64) * 7,
-        np.zeros(n, np.uint8),
-        workers=1,
-    )
-    reads, chunks = [], []
-    original = Q._fetch_object
-
-    def counted(layout, index, groups):
-        reads.append((layout.name, index))
-        chunks.extend(g[0] for g in groups)
-        return original(layout, index, groups)
-
-    monkeypatch.setattr(Q, "_fetch_object", counted)
-    frames = rng.integers(0, n, 300)
-    frames[:20] = rng.integers(128, 192, 20)
-    out = np.empty((len(frames), 16, 16), np.int16)
-    Q._gather([(store, frames, np.arange(len(frames)))], "images", out)
-    np.testing.assert_array_equal(out, pixels[frames])
-    objects = 64 * (shard_factor or 1)
-    assert sorted(reads) == sorted({("images", int(f) // objects) for f in frames})
-    assert sorted(chunks) == sorted({int(f) // 64 for f in frames})  # each chunk decoded once
-    one = np.empty(len(frames), np.int16)
-    Q._gather([(store, frames, np.arange(len(frames)))], "images", one, pixel=(3, 9))
-    np.testing.assert_array_equal(one, pixels[frames, 3, 9])
-    times = np.empty(len(frames), np.int64)
-    Q._gather([(store, frames, np.arange(len(frames)))], "unix_t_ns", times)
-    np.testing.assert_array_equal(times, frames * 7)
-
-
 def test_images_at_nearest(sample):
     lake = sample.lake
     s = sample.stream("img16", 2)
@@ -577,7 +529,7 @@ def test_frames_with_hk_devices_and_where(sample):
         mapped = lake.frames_with_hk(  # module 3 is not in the mapping: all NULL, said so
             "DET_TEMP",
             devices={1: "QUABO_7", 2: "QUABO_8"},
-            where="data_product = 'img16' AND run = " + Q._lit(run),
+            where="data_product = 'img16' AND run = " + Q.sql_literal(run),
         ).pl()
     for module, device in ((1, "QUABO_7"), (2, "QUABO_8")):
         s = sample.stream("img16", module)
@@ -624,7 +576,7 @@ def test_coincidences_equal_brute_force(sample, window_ns):
     dt = b.unix_t_ns[None, :] - a.unix_t_ns[:, None]
     i, j = np.nonzero(np.abs(dt) <= window_ns)
     truth = sorted(zip(i.tolist(), j.tolist(), strict=True))
-    where = f"run = {Q._lit(a.run)}"
+    where = f"run = {Q.sql_literal(a.run)}"
     for method in ("band", "range"):
         rel = sample.lake.sql(
             Q.coincidence_sql((1, 3), window_ns, where=where, data_product="img16", method=method)

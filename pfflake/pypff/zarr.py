@@ -172,7 +172,7 @@ class PFFToZarrConverter:
         }
         if self.writer is None:
             return _z.convert_sequence(self.seq, out, **opts)
-        _z._convert_with_writer(self.seq, out, self.writer, **opts)
+        _z.convert_with_writer(self.seq, out, self.writer, **opts)
         return out
 
 

@@ -18,7 +18,6 @@ exactly once), and :meth:`Lake.fsck` reports or removes the leftovers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,19 +30,21 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import schema as S
-from .faults import fault as _fault
-from .file import PFFWarning
-from .identity import checked_identity, run_threshold
+from .. import schema as S
+from ..errors import LakeError
+from ..faults import fault as _fault
+from ..file import PFFWarning
+from ..identity import checked_identity, run_threshold
+from ..paths import HK_FILE_NAME
+from ..store.layout import write_unit
+from ..store.resize import create_store_in_place, resize_store
 from .log import (
     LOG_DIR,
     CommitConflict,
@@ -54,7 +55,16 @@ from .log import (
     log_versions,
     publish_commit,
 )
-from .paths import HK_FILE_NAME, parse_run_name
+from .sources import file_row, file_states, new_hk_rows, redacted_configs, run_row
+from .tables import FILES_SCHEMA, RUNS_SCHEMA
+from .tables import TABLES as _TABLE_SPECS
+from .units import (
+    UnitResult,
+    UnitTask,
+    fingerprint,
+    fsync_file,
+    run_unit,
+)
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
@@ -64,11 +74,8 @@ if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the loc
 logger = logging.getLogger(__name__)
 
 STAGING = "_staging"
-TABLES = ("frames", "runs", "files", "hk", "calibration", "dl1")
-ROW_GROUP_ROWS = 131_072
+TABLES = tuple(_TABLE_SPECS)  # the table names of the log (kept for pfflake.lake.TABLES)
 UNIT_FRAMES = 65_536  # target frames per work unit (rounded to Zarr write units)
-INGEST_BATCH_FRAMES = 16_384  # frames in memory at once per worker (bounds RSS)
-_FINGERPRINT_BYTES = 65_536
 #: Lake stores keep images in chunks of about this many bytes, in shards of
 #: IMAGE_SHARD_FRAMES frames: a scattered query hit costs one small chunk's
 #: decode (not pypff's 8 MB), and the shard keeps the file count of a 4096-chunk store.
@@ -77,10 +84,6 @@ IMAGE_SHARD_FRAMES = 4096
 #: Blosc LZ4 after bit-shuffling: on photon-count pixels it compresses better than
 #: zstd level 3 (2.5:1 vs 2.35:1 on simulated img16), encodes ~10x and decodes ~5x faster.
 LAKE_CODEC = "blosc-lz4-bitshuffle"
-
-
-class LakeError(RuntimeError):
-    """An ingest could not complete; the lake still reads as its last commit."""
 
 
 CRASH_POINTS = (  # every fault point of an ingest (pfflake.faults), in the order reached
@@ -114,209 +117,6 @@ def safe_name(name: str) -> str:
 
 
 # -- tables other than frames ---------------------------------------------------
-
-RUNS_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field("observatory", pa.string()),
-        pa.field("start", pa.timestamp("s", tz="UTC")),
-        pa.field("run_type", pa.string()),
-        pa.field("source_path", pa.string()),
-        pa.field("complete", pa.bool_()),
-        pa.field("configs", pa.string()),  # JSON, credentials redacted
-        pa.field("sw_info", pa.string()),  # JSON
-        pa.field("version", pa.int64()),
-        # pixel value above which frames.pixels_above counts (null: not computed)
-        pa.field("pixels_above_threshold", pa.float64()),
-    ]
-)
-
-FILES_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field("file", pa.string()),
-        pa.field(S.DATA_PRODUCT, pa.string()),
-        pa.field(S.MODULE, pa.int32()),
-        pa.field(S.SEQNO, pa.int32()),
-        pa.field("size", pa.int64()),
-        pa.field("frames", pa.int64()),
-        pa.field("damaged_frames", pa.int64()),
-        pa.field("truncated_tail_bytes", pa.int64()),
-        pa.field("fingerprint", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("version", pa.int64()),
-    ]
-)
-
-HK_SCHEMA = pa.schema(
-    [
-        pa.field(S.RUN, pa.string()),
-        pa.field(S.UNIX_T_NS, pa.int64()),
-        pa.field(S.TIME, pa.timestamp("ns", tz="UTC")),
-        pa.field("device", pa.string()),
-        pa.field("field", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("text", pa.string()),
-    ]
-)
-
-
-# -- work units -------------------------------------------------------------------
-
-
-@dataclass
-class UnitTask:
-    """Frames [zarr_start, stop) of one stream: Zarr gets all, Parquet [row_start, stop)."""
-
-    run: str
-    stream: str
-    paths: list[str]
-    strict: bool
-    zarr_start: int
-    row_start: int
-    stop: int
-    store: str
-    staging_file: str
-    threshold: float | None
-    zarr_workers: int
-
-
-@dataclass
-class UnitResult:
-    task: UnitTask
-    rows: int
-    bytes: int
-    min_unix_t_ns: int | None
-    max_unix_t_ns: int | None
-    sources: list[dict[str, Any]] = field(default_factory=list)  # see source_checksums
-
-
-#: Bytes hashed at a time by :func:`source_checksums` (pages released behind: bounded RSS).
-_CHECKSUM_BLOCK = 8 * 1024 * 1024
-
-
-def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
-    """CRC-32 of the source bytes of frames [start, stop) of ``seq``, one entry per file.
-
-    Each entry names the file (absolute path), the byte range ``[offset, offset
-    + length)`` from the first of those frames' ``{`` to the last one's final
-    pixel byte (damaged stretches in between included), and ``crc32``.
-    ``pfflake fsck --sources`` re-reads exactly these ranges. Computed from the
-    memory map the unit has just read, so the bytes are in the page cache.
-    """
-    import zlib
-
-    import numpy as np
-
-    out = []
-    first = 0
-    for pf in seq.files:
-        lo_f, hi_f = max(start - first, 0), min(stop - first, pf.n_frames)
-        first += pf.n_frames
-        if hi_f <= lo_f:
-            continue
-        lo = pf.frame_offset(lo_f)
-        hi = int(pf.image_offsets(np.array([hi_f - 1]))[0]) + pf.product.image_bytes
-        buf, crc = pf.buffer, 0
-        for pos in range(lo, hi, _CHECKSUM_BLOCK):
-            end = min(pos + _CHECKSUM_BLOCK, hi)
-            crc = zlib.crc32(buf[pos:end], crc)
-            pf.release_pages(pos, end)
-        out.append({"path": str(Path(pf.path).resolve()), "offset": lo, "length": hi - lo,
-                    "crc32": crc, "frames": [lo_f, hi_f]})
-    return out
-
-
-def _run_unit(task: UnitTask) -> UnitResult:
-    """One work unit; runs in a worker process (or in-process for small ingests)."""
-    from .arrow import frame_batches
-    from .sequence import PFFSequence
-    from .zarr import FrameWriter
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PFFWarning)
-        seq = PFFSequence(task.paths, strict=task.strict)
-    header_cols = {S.header_column(f): f for f in seq.product.header_fields}
-    parts: list[pa.RecordBatch] = []
-    with FrameWriter(task.store, task.zarr_start, workers=task.zarr_workers) as zw:
-        for fb in frame_batches(
-            seq,
-            run=task.run,
-            start=task.zarr_start,
-            stop=task.stop,
-            batch_size=INGEST_BATCH_FRAMES,
-            images=False,
-            stats=True,
-            threshold=task.threshold,
-            with_pixels=True,
-        ):
-            b = fb.batch
-            headers = {f: b.column(c).to_numpy() for c, f in header_cols.items()}
-            zw.append(
-                fb.pixels,
-                headers,
-                b.column(S.UNIX_T_NS).to_numpy(),
-                b.column(S.TIME_QUALITY).to_numpy(),
-            )
-            _fault("read_batch")
-            skip = max(0, task.row_start - fb.start)
-            if skip < b.num_rows:
-                parts.append(b.slice(skip))
-    sources = source_checksums(seq, task.row_start, task.stop)
-    seq.close()
-    table = pa.Table.from_batches(parts) if parts else None
-    if table is None or table.num_rows == 0:
-        return UnitResult(task, 0, 0, None, None)
-    table = table.drop_columns([k for k, _ in S.PARTITION_KEYS])
-    table = table.sort_by(S.UNIX_T_NS)
-    out = Path(task.staging_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _fault("parquet_staging")
-    # Written under a private name, then renamed: a retried unit (Dask) whose first
-    # attempt is still running never exposes a half-written file at the staged path.
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            row_group_size=ROW_GROUP_ROWS,
-            write_statistics=True,
-        )
-        _fsync(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fault("parquet_staged")
-    ts = table.column(S.UNIX_T_NS)
-    return UnitResult(
-        task, table.num_rows, out.stat().st_size, pc.min(ts).as_py(), pc.max(ts).as_py(),
-        sources,
-    )
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fingerprint(path: Path, size: int, last_frame: tuple[int, int] | None) -> str:
-    """Hash of the file's first 64 KiB and of its last ingested frame's bytes.
-
-    Cheap enough for every ingest; detects a source file rewritten under the
-    lake (its prefix changed) without rereading everything.
-    """
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        h.update(f.read(min(size, _FINGERPRINT_BYTES)))
-        if last_frame is not None:
-            f.seek(last_frame[0])
-            h.update(f.read(last_frame[1]))
-    return h.hexdigest()
-
 
 # -- ingest planning --------------------------------------------------------------
 
@@ -450,7 +250,7 @@ class Lake:
     def table_paths(self, table: str, snap: Snapshot | None = None) -> list[Path]:
         """Committed data files of ``table`` (from the log, never a directory glob)."""
         snap = snap or self.snapshot()
-        return [self.root / e["path"] for e in snap.table_files(table)]
+        return [self.root / e.path for e in snap.table_files(table)]
 
     def connect(self, snap: Snapshot | None = None):
         """A new DuckDB connection with the lake's views (``frames``, ``runs``, ``files``,
@@ -502,7 +302,7 @@ class Lake:
         if calibrated:
             if as_xarray:
                 raise ValueError("calibrated images are plain arrays; as_xarray is not supported")
-            from .caltables import calibrated_images
+            from ..caltables import calibrated_images
 
             return calibrated_images(self, result)
         from .query import images
@@ -536,51 +336,51 @@ class Lake:
     def compute_pedestals(self, **kw):
         """Pedestal, pedvar, hot and dead calibration rows per stream window, one commit
         (see :func:`pfflake.caltables.compute_pedestals`)."""
-        from .caltables import compute_pedestals
+        from ..caltables import compute_pedestals
 
         return compute_pedestals(self, **kw)
 
     def compute_gain(self, data_product: str, module: int, **kw):
         """A relative gain map from two committed pedvar maps, with fallbacks to flat 1.0
         (see :func:`pfflake.caltables.compute_gain`)."""
-        from .caltables import compute_gain
+        from ..caltables import compute_gain
 
         return compute_gain(self, data_product, module, **kw)
 
     def calibration(self, kind: str, module: int, at_ns: int, **kw):
         """The latest committed ``kind`` calibration (pedestal, pedvar, hot, dead, gain) of
         ``module`` valid at ``at_ns`` (int ns) (see :func:`pfflake.caltables.lookup`)."""
-        from .caltables import lookup
+        from ..caltables import lookup
 
         return lookup(self, kind, module, at_ns, **kw)
 
     def compute_dl1(self, **kw):
         """Cleaned-image Hillas parameters of selected frames into the ``dl1`` table, one
         commit (see :func:`pfflake.dl1.compute_dl1`)."""
-        from .dl1 import compute_dl1
+        from ..dl1 import compute_dl1
 
         return compute_dl1(self, **kw)
     def time_offsets(self, reference: int, modules: Sequence[int], **kw):
         """Clock offsets of modules against a reference per bin (:func:`timing.time_offsets`)."""
-        from .timing import time_offsets
+        from ..timing import time_offsets
 
         return time_offsets(self, reference, modules, **kw)
 
     def coincidence_groups(self, modules: Sequence[int], window_ns: int, **kw):
         """k-of-N coincidence groups, a row per member (:func:`coincidence.coincidence_groups`)."""
-        from .coincidence import coincidence_groups
+        from ..coincidence import coincidence_groups
 
         return coincidence_groups(self, modules, window_ns, **kw)
 
     def coincidence_rate(self, groups, bin_ns: int):
         """Groups per time bin and multiplicity (:func:`coincidence.coincidence_rate`)"""
-        from .coincidence import coincidence_rate
+        from ..coincidence import coincidence_rate
 
         return coincidence_rate(groups, bin_ns)
 
     def select(self, cuts=None, **kw):
         """Frames with the event-selection cuts flagged, a summary (:func:`cuts.lake_select`)."""
-        from .cuts import Cuts, lake_select
+        from ..cuts import Cuts, lake_select
 
         return lake_select(self, cuts or Cuts(), **kw)
 
@@ -588,7 +388,7 @@ class Lake:
                 columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:
         """A Dask DataFrame over one snapshot's committed Parquet files of a table
         (needs ``pfflake[distributed]``; see :func:`pfflake.distributed.to_dask`)."""
-        from .distributed import to_dask
+        from .cluster import to_dask
 
         return to_dask(self, name, snap=snap, columns=columns)
 
@@ -597,7 +397,7 @@ class Lake:
                     array: str = "images", snap: Snapshot | None = None) -> dask.array.Array:
         """A Dask array over one stream's committed frames (``pfflake[distributed]``;
         see :func:`pfflake.distributed.images_dask`)."""
-        from .distributed import images_dask
+        from .cluster import images_dask
 
         return images_dask(self, run, stream, data_product=data_product, module=module,
                            array=array, snap=snap)
@@ -661,7 +461,7 @@ class Lake:
 
     def _ingest_once(self, run_dirs, workers, strict, threshold, progress,
                      client=None) -> IngestResult:
-        from .run import PanosetiRun
+        from ..run import PanosetiRun
 
         self._create()
         snap = self.snapshot()
@@ -763,16 +563,14 @@ class Lake:
             raise LakeError(f"{run.run_dir}/{state.stream}: fewer frames than the lake has")
 
     def _make_tasks(self, plans, staging, strict, thresholds, workers) -> list[UnitTask]:
-        from .zarr import write_unit
-
         tasks = []
         for p in plans:
             if p.stop <= p.start:
                 continue
-            configs = _redacted_configs(p.seq)
+            configs = redacted_configs(p.seq)
             if p.new_store:
                 layout = self.zarr_layout or lake_zarr_layout(p.seq.product)
-                _create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
+                create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
             else:
                 resize_store(p.store, p.stop)
             unit = write_unit(p.store)
@@ -812,19 +610,19 @@ class Lake:
         results = []
         try:
             if client is not None:
-                from .distributed import run_units
+                from .cluster import run_units
 
                 results = run_units(client, tasks, on_done=show)
             elif workers <= 1 or len(tasks) <= 1 or total < 2 * UNIT_FRAMES:
                 for t in tasks:
                     t.zarr_workers = min(2, workers)
-                    results.append(_run_unit(t))
+                    results.append(run_unit(t))
                     _fault("unit_written")
                     show(t.stop - t.zarr_start)
             else:
                 ctx = get_context("spawn")
                 with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
-                    for r in pool.map(_run_unit, tasks):
+                    for r in pool.map(run_unit, tasks):
                         results.append(r)
                         show(r.task.stop - r.task.zarr_start)
         finally:
@@ -858,7 +656,7 @@ class Lake:
         streams = []
         file_rows = []
         for p in plans:
-            states = _file_states(p.seq)
+            states = file_states(p.seq)
             changed = p.state is None or p.stop > p.start or any(
                 p.state.files.get(s.name) != s for s in states
             )
@@ -872,20 +670,20 @@ class Lake:
                     "module": p.seq.module,
                     "frames": p.stop,
                     "store": p.store.relative_to(self.root).as_posix(),
-                    "files": [s.__dict__ for s in states],
+                    "files": [s.to_json() for s in states],
                 }
             )
             for s, path in zip(states, p.seq.file_paths, strict=True):
                 if p.state is None or p.state.files.get(s.name) != s:
-                    file_rows.append(_file_row(p, s, path, version))
+                    file_rows.append(file_row(p, s, path, version))
         run_rows, hk_tables, hk_counts, new_runs = [], [], {}, []
         for run, run_dir in runs:
             name = run.run_dir.name
             if name not in snap.runs:
                 new_runs.append(name)
-                run_rows.append(_run_row(run, run_dir, version, self._run_ids[name],
+                run_rows.append(run_row(run, run_dir, version, self._run_ids[name],
                                          self._thresholds[name]))
-            hk = _new_hk(run, snap.hk_records.get(name, 0))
+            hk = new_hk_rows(run, snap.hk_records.get(name, 0))
             if hk is not None and hk.num_rows:
                 hk_tables.append(hk)
                 hk_counts[name] = snap.hk_records.get(name, 0) + hk.num_rows
@@ -897,7 +695,7 @@ class Lake:
             out = staging / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
-            _fsync(out)
+            fsync_file(out)
             _fault("table_staged")
             add.append({"table": "hk", "path": rel.as_posix(), "rows": hk.num_rows,
                         "bytes": out.stat().st_size})
@@ -922,7 +720,7 @@ class Lake:
             _fault("published_file")
             dirs.add(dst.parent)
         for d in dirs:
-            _fsync(d)
+            fsync_file(d)
 
     # -- checking ---------------------------------------------------------------
 
@@ -974,170 +772,6 @@ def _io_error(lake: Lake, e: OSError) -> LakeError:
     )
 
 
-def _create_store_in_place(
-    store: Path, seq, n_frames: int, configs: dict[str, Any], staging: Path, layout: dict
-) -> None:
-    """Create a stream's store for its first commit, never deleting what is there.
-
-    The path may hold a killed ingest's leftovers, or the store a concurrent
-    ingest of the same run is writing or has just committed. Deleting it
-    (``create_store(overwrite=True)``) made that ingest fail on a vanished
-    store, or blanked committed pixels until this ingest rewrote them (for
-    good, had it died first). Instead the metadata documents are built in
-    staging and renamed over the old ones, arrays before the group. This
-    ingest rewrites every chunk of [0, n_frames) from the same source bytes
-    (all-fill chunks are removed), and chunks beyond lie outside the shape.
-    """
-    from .zarr import create_store
-
-    if not store.exists():
-        try:
-            create_store(store, seq, n_frames, run_configs=configs, **layout)
-            return
-        except FileExistsError:
-            pass  # a concurrent ingest created it a moment ago
-    tmp = staging / "stores" / store.name
-    create_store(tmp, seq, n_frames, run_configs=configs, **layout)
-    for meta in sorted(tmp.rglob("zarr.json"), key=lambda m: -len(m.parts)):
-        dst = store / meta.relative_to(tmp)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(meta, dst)
-
-
-def resize_store(store: Path, n_frames: int) -> None:
-    """Set the time length of every array of a store (metadata only; chunks stay).
-
-    Frames beyond the committed count are invisible to the lake; shrinking
-    makes a later reader of the store alone (xarray, pypff) agree with it.
-    """
-    for meta in [*sorted(Path(store).glob("*/zarr.json")), Path(store) / "zarr.json"]:
-        doc = json.loads(meta.read_text())
-        if doc.get("node_type") == "array" and doc["shape"][0] != n_frames:
-            doc["shape"][0] = n_frames
-        elif doc.get("node_type") == "group" and "total_frames" in doc.get("attributes", {}):
-            doc["attributes"]["total_frames"] = n_frames
-        else:
-            continue
-        tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, meta)
-        _fault("store_resized")
-
-
-def _redacted_configs(seq) -> dict[str, Any]:
-    from .models import redact
-
-    run_dir = Path(seq.file_paths[0]).parent
-    out = {}
-    for p in sorted(run_dir.glob("*.json")):
-        if p.name.startswith("dp_manifest"):
-            continue
-        try:
-            out[p.stem] = redact(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def _file_states(seq) -> list[FileState]:
-    states = []
-    for pf in seq.files:
-        last = None
-        if pf.n_frames:
-            off = pf.frame_offset(pf.n_frames - 1)
-            length = pf.size - pf.truncated_tail_bytes - off
-            last = (off, length)
-        states.append(
-            FileState(
-                name=pf.path.name,
-                size=pf.size,
-                frames=pf.n_frames,
-                fingerprint=fingerprint(pf.path, pf.size, last),
-                damaged_frames=sum(1 for _ in pf.damage),
-                truncated_tail_bytes=pf.truncated_tail_bytes,
-            )
-        )
-    return states
-
-
-def _file_row(p: _StreamPlan, s: FileState, path: Path, version: int) -> dict[str, Any]:
-    from .paths import parse_pff_name
-
-    name = parse_pff_name(path)
-    status = "damaged" if s.damaged_frames else ("tail_cut" if s.truncated_tail_bytes else "ok")
-    return {
-        S.RUN: p.run,
-        "file": s.name,
-        S.DATA_PRODUCT: name.data_product,
-        S.MODULE: name.module,
-        S.SEQNO: name.seqno,
-        "size": s.size,
-        "frames": s.frames,
-        "damaged_frames": s.damaged_frames,
-        "truncated_tail_bytes": s.truncated_tail_bytes,
-        "fingerprint": s.fingerprint,
-        "status": status,
-        "version": version,
-    }
-
-
-def _run_row(run, run_dir: Path, version: int, ident: dict[str, str],
-             threshold: float | None) -> dict[str, Any]:
-    from datetime import datetime
-
-    from .models import redact
-
-    rn = parse_run_name(run.run_dir)
-    raw = {}
-    for p in sorted(run.run_dir.glob("*.json")):
-        if p.name.startswith("dp_manifest"):
-            continue
-        try:
-            raw[p.stem] = json.loads(p.read_text())
-        except (OSError, ValueError):
-            raw[p.stem] = None
-    sw = raw.pop("sw_info", None)
-    complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
-    return {
-        S.RUN: run.run_dir.name,
-        "observatory": ident["observatory"],
-        "start": datetime.strptime(ident["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
-        "run_type": rn.run_type,
-        "source_path": str(Path(run_dir).resolve()),
-        "complete": complete,
-        "configs": json.dumps(redact(raw), sort_keys=True),
-        "sw_info": json.dumps(redact(sw), sort_keys=True) if sw is not None else None,
-        "version": version,
-        "pixels_above_threshold": threshold,
-    }
-
-
-def _new_hk(run, already: int) -> pa.Table | None:
-    from .hk import hk_table
-
-    path = run.run_dir / HK_FILE_NAME
-    if not path.is_file():
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PFFWarning)
-        table = hk_table(path, strict=False)
-    table = table.slice(already)
-    n = table.num_rows
-    ts = table.column(S.UNIX_T_NS)
-    return pa.table(
-        {
-            S.RUN: pa.array([run.run_dir.name] * n, pa.string()),
-            S.UNIX_T_NS: ts,
-            S.TIME: ts.cast(pa.timestamp("ns", tz="UTC")),
-            "device": table.column("device"),
-            "field": table.column("field"),
-            "value": table.column("value"),
-            "text": table.column("text"),
-        },
-        schema=HK_SCHEMA,
-    )
-
-
 def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
                        rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
@@ -1146,7 +780,7 @@ def _write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
     out = staging / rel
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
-    _fsync(out)
+    fsync_file(out)
     _fault("table_staged")
     return [{"table": table, "path": rel.as_posix(), "rows": len(rows),
              "bytes": out.stat().st_size}]

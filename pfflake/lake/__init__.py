@@ -1,0 +1,85 @@
+"""The lake: runs ingested into Parquet (frame metadata) and Zarr v3 (pixels), read through
+one commit log.
+
+Modules (each imports only those listed before it, plus :mod:`pfflake.store`):
+
+- :mod:`~pfflake.lake.log`: the commit log and :class:`Snapshot` (what a version holds);
+- :mod:`~pfflake.lake.tables`: a TableSpec per table, a ViewSpec per name readers accept;
+- :mod:`~pfflake.lake.units`: one ingest work unit (what a worker process runs);
+- :mod:`~pfflake.lake.lake`: :class:`Lake`, ingest planning and commit;
+- :mod:`~pfflake.lake.query`: DuckDB views, Polars scans, images and timestamp joins;
+- :mod:`~pfflake.lake.fsck`: checks of committed files and leftovers;
+- :mod:`~pfflake.lake.cluster`: Dask (ingest units on a cluster, lake as Dask collections).
+
+``pfflake.lake.X`` keeps every name it had when this was one module. Patch names where
+they are used (``pfflake.lake.lake.UNIT_FRAMES``, ``pfflake.lake.lake.publish_commit``,
+``pfflake.lake.units.source_checksums``):
+setting an attribute of this package changes nothing the code reads.
+"""
+
+from ..errors import CommitConflict, FrameNotFoundError, LakeError, QueryError
+from .lake import (
+    CRASH_POINTS,
+    IMAGE_CHUNK_BYTES,
+    IMAGE_SHARD_FRAMES,
+    LAKE_CODEC,
+    STAGING,
+    TABLES,
+    UNIT_FRAMES,
+    IngestResult,
+    Lake,
+    check_lake_target,
+    is_lake,
+    lake_zarr_layout,
+    resize_store,
+    safe_name,
+)
+from .log import FileState, Snapshot, StreamState, load_snapshot, publish_commit
+from .tables import FILES_SCHEMA, HK_SCHEMA, RUNS_SCHEMA
+from .units import (
+    CHECKSUM_BLOCK,
+    INGEST_BATCH_FRAMES,
+    ROW_GROUP_ROWS,
+    UnitResult,
+    UnitTask,
+    fingerprint,
+    run_unit,
+    source_checksums,
+)
+
+__all__ = [
+    "CHECKSUM_BLOCK",
+    "CRASH_POINTS",
+    "FILES_SCHEMA",
+    "HK_SCHEMA",
+    "IMAGE_CHUNK_BYTES",
+    "IMAGE_SHARD_FRAMES",
+    "INGEST_BATCH_FRAMES",
+    "LAKE_CODEC",
+    "ROW_GROUP_ROWS",
+    "RUNS_SCHEMA",
+    "STAGING",
+    "TABLES",
+    "UNIT_FRAMES",
+    "CommitConflict",
+    "FileState",
+    "FrameNotFoundError",
+    "IngestResult",
+    "Lake",
+    "LakeError",
+    "QueryError",
+    "Snapshot",
+    "StreamState",
+    "UnitResult",
+    "UnitTask",
+    "check_lake_target",
+    "fingerprint",
+    "is_lake",
+    "lake_zarr_layout",
+    "load_snapshot",
+    "publish_commit",
+    "resize_store",
+    "run_unit",
+    "safe_name",
+    "source_checksums",
+]

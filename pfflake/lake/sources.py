@@ -1,0 +1,128 @@
+"""What the lake records about a run's sources: file states and fingerprints, and the rows
+of the ``files``, ``runs`` and ``hk`` tables for one ingest (configs redacted)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .. import schema as S
+from ..file import PFFWarning
+from ..hk import hk_table
+from ..paths import HK_FILE_NAME, parse_pff_name, parse_run_name
+from ..redact import redact
+from .log import FileState
+from .tables import HK_SCHEMA
+from .units import fingerprint
+
+
+def redacted_configs(seq) -> dict[str, Any]:
+    run_dir = Path(seq.file_paths[0]).parent
+    out = {}
+    for p in sorted(run_dir.glob("*.json")):
+        if p.name.startswith("dp_manifest"):
+            continue
+        try:
+            out[p.stem] = redact(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def file_states(seq) -> list[FileState]:
+    states = []
+    for pf in seq.files:
+        last = None
+        if pf.n_frames:
+            off = pf.frame_offset(pf.n_frames - 1)
+            length = pf.size - pf.truncated_tail_bytes - off
+            last = (off, length)
+        states.append(
+            FileState(
+                name=pf.path.name,
+                size=pf.size,
+                frames=pf.n_frames,
+                fingerprint=fingerprint(pf.path, pf.size, last),
+                damaged_frames=sum(1 for _ in pf.damage),
+                truncated_tail_bytes=pf.truncated_tail_bytes,
+            )
+        )
+    return states
+
+
+def file_row(p: Any, s: FileState, path: Path, version: int) -> dict[str, Any]:
+    name = parse_pff_name(path)
+    status = "damaged" if s.damaged_frames else ("tail_cut" if s.truncated_tail_bytes else "ok")
+    return {
+        S.RUN: p.run,
+        "file": s.name,
+        S.DATA_PRODUCT: name.data_product,
+        S.MODULE: name.module,
+        S.SEQNO: name.seqno,
+        "size": s.size,
+        "frames": s.frames,
+        "damaged_frames": s.damaged_frames,
+        "truncated_tail_bytes": s.truncated_tail_bytes,
+        "fingerprint": s.fingerprint,
+        "status": status,
+        "version": version,
+    }
+
+
+def run_row(run, run_dir: Path, version: int, ident: dict[str, str],
+             threshold: float | None) -> dict[str, Any]:
+    rn = parse_run_name(run.run_dir)
+    raw = {}
+    for p in sorted(run.run_dir.glob("*.json")):
+        if p.name.startswith("dp_manifest"):
+            continue
+        try:
+            raw[p.stem] = json.loads(p.read_text())
+        except (OSError, ValueError):
+            raw[p.stem] = None
+    sw = raw.pop("sw_info", None)
+    complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
+    return {
+        S.RUN: run.run_dir.name,
+        "observatory": ident["observatory"],
+        "start": datetime.strptime(ident["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+        "run_type": rn.run_type,
+        "source_path": str(Path(run_dir).resolve()),
+        "complete": complete,
+        "configs": json.dumps(redact(raw), sort_keys=True),
+        "sw_info": json.dumps(redact(sw), sort_keys=True) if sw is not None else None,
+        "version": version,
+        "pixels_above_threshold": threshold,
+    }
+
+
+def new_hk_rows(run, already: int) -> pa.Table | None:
+    path = run.run_dir / HK_FILE_NAME
+    if not path.is_file():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        table = hk_table(path, strict=False)
+    table = table.slice(already)
+    n = table.num_rows
+    ts = table.column(S.UNIX_T_NS)
+    return pa.table(
+        {
+            S.RUN: pa.array([run.run_dir.name] * n, pa.string()),
+            S.UNIX_T_NS: ts,
+            S.TIME: ts.cast(pa.timestamp("ns", tz="UTC")),
+            "device": table.column("device"),
+            "field": table.column("field"),
+            "value": table.column("value"),
+            "text": table.column("text"),
+        },
+        schema=HK_SCHEMA,
+    )
+
+
+__all__ = ["file_row", "file_states", "new_hk_rows", "redacted_configs", "run_row"]
