@@ -7,7 +7,10 @@ of the source PFF files that the lake ingested is re-read and its CRC-32
 compared with the one recorded while ingesting (:func:`check_sources`).
 Leftovers of interrupted ingests (staged files, data files no commit names,
 Zarr frames beyond the committed count, temporary log files) are reported, and
-removed with ``repair=True``.
+removed with ``repair=True``. Data files that a later commit removed (a
+recomputed ``dl1`` or calibration replaces its rows that way) are neither:
+older snapshots still read them, so they are counted as ``replaced`` and
+kept.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from .log import LOG_DIR
+from .log import LOG_DIR, log_versions, read_commit
 
 if TYPE_CHECKING:
     from .lake import Lake
@@ -37,6 +40,7 @@ class FsckReport:
     errors: list[str] = field(default_factory=list)  # damage in committed data
     leftovers: list[str] = field(default_factory=list)  # uncommitted debris
     repaired: list[str] = field(default_factory=list)
+    replaced: int = 0  # files a later commit removed: kept for older snapshots
 
     source_ranges: int = 0  # ingested byte ranges re-read (--sources)
     source_bytes: int = 0
@@ -58,6 +62,8 @@ class FsckReport:
             f"lake version {self.version}: {self.committed_files} committed files, {state}, "
             f"{len(self.leftovers)} leftover(s), {len(self.repaired)} repaired"
         )
+        if self.replaced:
+            text += f"; {self.replaced} file(s) replaced by later commits (kept for older versions)"
         if self.source_ranges or self.unchecked_ranges:
             text += (f"; sources: {self.source_ranges} byte range(s), "
                      f"{self.source_bytes / 1e6:,.1f} MB re-read")
@@ -145,6 +151,8 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
                 continue
             if rows != e.rows:
                 report.errors.append(f"{e['path']}: {rows} rows, log says {e['rows']}")
+    removed = {e.path for v in log_versions(root) if v <= snap.version
+               for e in read_commit(root, v).remove} - committed
     # uncommitted data files
     for d in _TABLE_DIRS:
         base = root / d
@@ -152,7 +160,9 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
             continue
         for path in sorted(base.rglob("*")):
             rel = path.relative_to(root).as_posix()
-            if path.is_file() and rel not in committed:
+            if path.is_file() and rel in removed:
+                report.replaced += 1
+            elif path.is_file() and rel not in committed:
                 report.leftovers.append(f"uncommitted file {rel}")
                 if repair:
                     path.unlink()
