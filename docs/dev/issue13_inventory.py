@@ -82,7 +82,8 @@ def main() -> None:
             if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef):
                 start = min([node.lineno, *[d.lineno for d in node.decorator_list]])
                 kind = "class" if isinstance(node, ast.ClassDef) else "def"
-                print(f"  {kind} {node.name}: {start}-{node.end_lineno} ({node.end_lineno - start + 1})")
+                end = node.end_lineno
+                print(f"  {kind} {node.name}: {start}-{end} ({end - start + 1})")
             elif isinstance(node, ast.Assign | ast.AnnAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = [ast.unparse(t) for t in targets]
@@ -119,7 +120,8 @@ def main() -> None:
         print(f"  {mod}.py:{line}: {what}")
     print("\n== 4. import graph (kinds: top, local, type)")
     for a in sorted(edges):
-        print(f"  {a} -> " + ", ".join(f"{b}[{'/'.join(sorted(k))}]" for b, k in sorted(edges[a].items())))
+        targets = sorted(edges[a].items())
+        print(f"  {a} -> " + ", ".join(f"{b}[{'/'.join(sorted(k))}]" for b, k in targets))
     print("\n   cycles (runtime edges: top + local), as strongly connected components:")
     graph = {a: {b for b, k in bs.items() if k - {"type"} and b != a} for a, bs in edges.items()}
     for comp in scc(graph):
@@ -180,10 +182,12 @@ def documented_names(root: Path = Path(".")) -> None:
         aliases = {}
         if tree is not None:
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pfflake"):
+                mod = node.module if isinstance(node, ast.ImportFrom) else None
+                if mod and mod.startswith("pfflake"):
                     for a in node.names:
                         sub = f"{node.module}.{a.name}"
-                        if sub.removeprefix("pfflake.").split(".")[0] in MODS and node.module == "pfflake":
+                        top = sub.removeprefix("pfflake.").split(".")[0]
+                        if top in MODS and node.module == "pfflake":
                             aliases[a.asname or a.name] = sub
                         uses[f"{node.module}.{a.name}"].add(where)
                 elif isinstance(node, ast.Import):
@@ -203,7 +207,8 @@ def documented_names(root: Path = Path(".")) -> None:
     for p in sorted(root.glob("notebooks/*.ipynb")):
         nb = json.loads(p.read_text())
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-        scan_code("\n".join(l for l in code.splitlines() if not l.lstrip().startswith(("!", "%"))), str(p))
+        lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith(("!", "%"))]
+        scan_code("\n".join(lines), str(p))
     for p in [root / "README.md", *sorted(root.glob("docs/*.md"))]:
         text = p.read_text()
         for block in re.findall(r"```(?:python|py)?\n(.*?)```", text, re.S):
