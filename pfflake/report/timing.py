@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .context import (
     NS_PER_S,
@@ -221,6 +222,10 @@ def offsets_section(ctx: Context) -> Section:
     else:
         ax1.text(0.5, 0.5, "no bin had enough pairs for an estimate", ha="center",
                  transform=ax1.transAxes)
+        # the bins' own span, not matplotlib's empty default (1970-01-01)
+        span = np.array([pc.min(table.column("bin_start_ns")).as_py(),
+                         pc.max(table.column("bin_end_ns")).as_py()], dtype=np.int64)
+        ax1.set_xlim(*to_datetime64(span))
     if before:
         allv = np.concatenate([*before.values(), *after.values()]) / 1e6
         edges = np.linspace(allv.min() - 0.05, allv.max() + 0.05, 60)
