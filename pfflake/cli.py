@@ -321,9 +321,12 @@ def sql(
     ),
     fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
     out: Path = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Read an older version: a version number, or an ISO 8601 time "
+        "(UTC unless it says otherwise) for the last commit at or before it."
+    ),
 ) -> None:
     """Run SQL over the committed lake; a table on a terminal, or csv/json/parquet."""
-    from .lake import Lake
 
     if fmt not in ("table", "csv", "json", "parquet"):
         raise _cx.BadParameter(f"{fmt!r} is not one of table, csv, json, parquet",
@@ -331,8 +334,19 @@ def sql(
     if fmt == "parquet" and out is None:
         raise _usage("--format parquet needs --out FILE")
     text = _read_sql(query, file)
-    table = Lake(lake).sql(text).to_arrow_table()
+    table = _lake_view(lake, as_of).sql(text).to_arrow_table()
     _emit_table(table, fmt, out)
+
+
+def _lake_view(lake: Path, as_of: str | None):
+    """The lake at ``--as-of`` (digits: a version; otherwise an ISO 8601 time), or its latest."""
+    from .lake import Lake
+
+    the_lake = Lake(lake)
+    if as_of is None:
+        return the_lake.at()
+    text = as_of.strip()
+    return the_lake.at(int(text)) if text.isdigit() else the_lake.at(time=text)
 
 
 def plain_rows(table) -> list[dict]:
@@ -414,18 +428,21 @@ def images(
     data_product: str = typer.Option(
         None, "--data-product", help="Shape and dtype of an empty result (img16, ph256, ...)."
     ),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Read an older version: a version number or an ISO 8601 time."
+    ),
 ) -> None:
     """Fetch the images of a query result, in its row order."""
     import numpy as np
 
-    from .lake import Lake
+    from .lake.images import images as view_images
 
     if png and out.suffix == ".npy":
         raise _usage("--png writes one PNG per frame into a directory: give --out DIR, "
                                "not a .npy file")
-    the_lake = Lake(lake)
+    the_lake = _lake_view(lake, as_of)  # rows and pixels from one version
     rows = the_lake.sql(query).to_arrow_table()
-    stack = the_lake.images(rows, data_product=data_product)
+    stack = view_images(the_lake, rows, data_product=data_product)
     if out.suffix == ".npy":
         np.save(out, stack)
         print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")
