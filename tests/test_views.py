@@ -1,20 +1,15 @@
 """Snapshot-bound reads (``Lake.at``, :class:`LakeView`) and time travel, against a naive recount.
 
-Truth is the PFF files themselves, parsed frame by frame with ``json.loads``
-(``tests/naive.py``): the lake at version 1 must hold exactly run 1's frames,
-at version 2 runs 1 and 2, whatever was committed after.
+The lake at version 1 must hold exactly run 1's frames (counted from the PFF
+files with ``json.loads``), at version 2 runs 1 and 2, whatever was committed
+after; a relation held from version 1 keeps answering version 1.
 """
 
 from __future__ import annotations
 
 import gc
-import json
-import subprocess
-import sys
-import time
 import warnings
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
@@ -23,60 +18,17 @@ import pytest
 from pfflake import PFFWarning
 from pfflake.errors import FrameNotFoundError, LakeError
 from pfflake.lake import Lake
-from pfflake.lake import views as V
-from pfflake.lake.analysis import light_curve
-from pfflake.lake.images import images, images_at
-from pfflake.simulate import DEFAULT_START, simulate_run
-from tests.naive import naive_flat, naive_read, naive_unix_t_ns, product_from_name
+from tests.lake_travel import (
+    build_travel,
+    frame_total,
+    json_rows,
+    make_runs,
+    naive_counts,
+    run_cli,
+)
 
 COUNT = "SELECT run, count(*) FROM frames GROUP BY run ORDER BY run"
-
-
-def naive_counts(run_dir: Path) -> dict[tuple[str, int], np.ndarray]:
-    """(data_product, module) -> unix_t_ns of every whole frame, from the PFF bytes."""
-    out: dict[tuple[str, int], list[int]] = {}
-    for path in sorted(run_dir.glob("*.pff")):
-        if ".dp_" not in path.name:
-            continue
-        product = product_from_name(path)
-        module = int(path.name.split(".module_")[1].split(".")[0])
-        parsed = naive_read(path)
-        times = [naive_unix_t_ns(naive_flat(h), product)[0] for h in parsed.headers]
-        out.setdefault((product, module), []).extend(times)
-    return {k: np.array(v, dtype=np.int64) for k, v in out.items()}
-
-
-def make_runs(root: Path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PFFWarning)
-        one = simulate_run(root / "src", products=["img16"], modules=(1, 2), n_frames=300,
-                           frame_rate_hz=100, seed=3)
-        two = simulate_run(root / "src", start=DEFAULT_START + timedelta(hours=2),
-                           products=["img16"], modules=(1,), n_frames=200, frame_rate_hz=100,
-                           seed=4)
-    return one, two
-
-
-@pytest.fixture(scope="module")
-def travel(tmp_path_factory):
-    """A lake with run 1 at version 1 and runs 1 + 2 at version 2, and a time between."""
-    root = tmp_path_factory.mktemp("travel")
-    one, two = make_runs(root)
-    lake = Lake(root / "lake")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PFFWarning)
-        assert lake.ingest([one.path], workers=1, progress=False).version == 1
-        time.sleep(0.05)
-        between = datetime.now(UTC)
-        time.sleep(0.05)
-        assert lake.ingest([two.path], workers=1, progress=False).version == 2
-    truth = {one.path.name: naive_counts(one.path), two.path.name: naive_counts(two.path)}
-    yield lake, one, two, between, truth
-    lake.close()
-
-
-def frame_total(truth_run) -> int:
-    return sum(len(t) for t in truth_run.values())
+travel = pytest.fixture(scope="module")(build_travel)
 
 
 def test_at_version_sees_exactly_its_runs(travel):
@@ -116,58 +68,6 @@ def test_unknown_version_names_the_lake_and_the_range(travel):
             lake.at(bad)
         assert str(lake.root) in str(err.value)
         assert f"no version {bad}" in str(err.value) and "0..2" in str(err.value)
-
-
-def test_images_of_an_old_version_are_its_frames(travel):
-    lake, one, two, _, _ = travel
-    v1 = lake.at(1)
-    rows = v1.sql("SELECT run, data_product, module, frame FROM frames "
-                  "WHERE module = 2 ORDER BY frame LIMIT 5").pl()
-    got = images(v1, rows)
-    files = sorted(one.path.glob("*.dp_img16.*module_2.*.pff"))
-    naive = np.concatenate([naive_read(p).images for p in files])
-    assert np.array_equal(got, naive[:5])
-    # run 2 is not in version 1: its frames are not committed there
-    with pytest.raises(FrameNotFoundError):
-        images(v1, lake.at(2).sql(f"SELECT run, data_product, module, frame FROM frames "
-                                  f"WHERE run = '{two.path.name}' LIMIT 1").pl())
-    t2 = int(lake.at(2).sql(f"SELECT min(unix_t_ns) FROM frames WHERE run = "
-                            f"'{two.path.name}'").fetchall()[0][0])
-    with pytest.raises(FrameNotFoundError):
-        images_at(v1, 1, t2, 1000)  # nearest frame in version 1 is two hours away
-    _, found = images_at(lake.at(2), 1, t2, 1000)
-    assert found.column("run").to_pylist() == [two.path.name]
-
-
-def test_analysis_of_an_old_version(travel):
-    lake, one, _, _, truth = travel
-    curve = light_curve(lake.at(1), 10**9).fetchall()
-    assert sum(r[4] for r in curve) == frame_total(truth[one.path.name])
-
-
-def test_images_at_and_images_read_the_log_once(travel, monkeypatch):
-    lake, one, _, _, _ = travel
-    calls = []
-    real = V.load_snapshot
-
-    def counting(root, as_of=None):
-        calls.append(as_of)
-        return real(root, as_of)
-
-    monkeypatch.setattr(V, "load_snapshot", counting)
-    fresh = Lake(lake.root)
-    first = fresh.at(1).sql("SELECT unix_t_ns FROM frames WHERE module = 1 LIMIT 1")
-    t = int(first.fetchall()[0][0])
-    calls.clear()
-    fresh2 = Lake(lake.root)
-    fresh2.images_at(1, [t, t + 10_000_000], 5_000_000, run=one.path.name)
-    assert len(calls) == 1
-    calls.clear()
-    fresh3 = Lake(lake.root)
-    fresh3.images(fresh3.sql("SELECT run, data_product, module, frame FROM frames LIMIT 3"))
-    assert len(calls) == 1  # sql and images share the latest view
-    for lk in (fresh, fresh2, fresh3):
-        lk.close()
 
 
 def test_held_relations_survive_a_new_version(tmp_path):
@@ -223,51 +123,16 @@ def test_stream_lookups(travel):
         snap.find_stream("no-such-run")
 
 
-def test_files_between_keeps_every_file_with_rows_in_the_window(travel):
-    lake = travel[0]
-    view = lake.at(2)
-    everything = view.scan().select("unix_t_ns").collect()["unix_t_ns"].to_numpy()
-    lo, hi = int(np.quantile(everything, 0.3)), int(np.quantile(everything, 0.35))
-    kept = view.snapshot.files_between("frames", lo, hi)
-    assert 0 < len(kept) < len(view.snapshot.table_files("frames"))
-    pruned = V.scan_files("frames", [view.root / e.path for e in kept])
-    got = pruned.select("unix_t_ns").collect()["unix_t_ns"].to_numpy()
-    want = everything[(everything >= lo) & (everything <= hi)]
-    assert np.array_equal(np.sort(got[(got >= lo) & (got <= hi)]), np.sort(want))
-
-
-def _rows(out: str) -> list[dict]:
-    return [json.loads(line) for line in out.splitlines() if line.strip()]  # JSON lines
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pfflake", *args], capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_cli_sql_as_of(travel):
     lake, one, _, between, truth = travel
     q = "SELECT count(*) AS n FROM frames"
     for as_of in ("1", between.isoformat()):
-        done = _cli("sql", str(lake.root), q, "--as-of", as_of, "--format", "json")
+        done = run_cli("sql", str(lake.root), q, "--as-of", as_of, "--format", "json")
         assert done.returncode == 0, done.stderr
-        assert _rows(done.stdout) == [{"n": frame_total(truth[one.path.name])}]
-    latest = _cli("sql", str(lake.root), q, "--format", "json")
-    assert _rows(latest.stdout) == [{"n": sum(frame_total(t) for t in truth.values())}]
-    bad = _cli("sql", str(lake.root), q, "--as-of", "9")
+        assert json_rows(done.stdout) == [{"n": frame_total(truth[one.path.name])}]
+    latest = run_cli("sql", str(lake.root), q, "--format", "json")
+    assert json_rows(latest.stdout) == [{"n": sum(frame_total(t) for t in truth.values())}]
+    bad = run_cli("sql", str(lake.root), q, "--as-of", "9")
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "no version 9" in bad.stderr
     assert "0..2" in bad.stderr
-
-
-def test_cli_images_as_of(travel, tmp_path):
-    lake, _, two, _, _ = travel
-    q = (f"SELECT run, data_product, module, frame FROM frames WHERE run = '{two.path.name}' "
-         "ORDER BY frame LIMIT 2")
-    out = tmp_path / "x.npy"
-    assert _cli("images", str(lake.root), "--sql", q, "--out", str(out), "--as-of", "2",
-                "--data-product", "img16").returncode == 0
-    assert np.load(out).shape == (2, 32, 32)
-    old = _cli("images", str(lake.root), "--sql", q, "--out", str(out), "--as-of", "1",
-               "--data-product", "img16")
-    assert old.returncode == 0 and np.load(out).shape == (0, 32, 32)  # run 2 not there yet

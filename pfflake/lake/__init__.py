@@ -7,7 +7,11 @@ Modules (each imports only those listed before it, plus :mod:`pfflake.store`):
 - :mod:`~pfflake.lake.tables`: a TableSpec per table, a ViewSpec per name readers accept;
 - :mod:`~pfflake.lake.units`: one ingest work unit (what a worker process runs);
 - :mod:`~pfflake.lake.lake`: :class:`Lake`, ingest planning and commit;
-- :mod:`~pfflake.lake.query`: DuckDB views, Polars scans, images and timestamp joins;
+- :mod:`~pfflake.lake.views`: :class:`LakeView` (one snapshot and its connection), DuckDB
+  views, Polars scans;
+- :mod:`~pfflake.lake.images`: query results -> images, ``images_at``;
+- :mod:`~pfflake.lake.analysis`: frames with hk, coincidences, light curves;
+- :mod:`~pfflake.lake.query`: the old module, a face of the three above;
 - :mod:`~pfflake.lake.fsck`: checks of committed files and leftovers;
 - :mod:`~pfflake.lake.cluster`: Dask (ingest units on a cluster, lake as Dask collections).
 
@@ -46,6 +50,7 @@ from .units import (
     run_unit,
     source_checksums,
 )
+from .views import LakeView
 
 __all__ = [
     "CHECKSUM_BLOCK",
@@ -67,6 +72,7 @@ __all__ = [
     "IngestResult",
     "Lake",
     "LakeError",
+    "LakeView",
     "QueryError",
     "Snapshot",
     "StreamState",

@@ -55,7 +55,6 @@ from .log import (
     FileState,
     Snapshot,
     StreamState,
-    load_snapshot,
     log_versions,
     publish_commit,
 )
@@ -251,9 +250,10 @@ class Lake:
     # The methods below read the latest version (``self.at()``); ``self.at(v)`` reads v.
 
     def snapshot(self, as_of: int | None = None) -> Snapshot:
-        """The committed state (latest, or ``as_of`` a version)."""
+        """The committed state (latest, or ``as_of`` a version; :class:`LakeError` for a
+        version the log does not hold)."""
         self._require()
-        return load_snapshot(self.root, as_of)
+        return snapshot_at(self.root, as_of)
 
     @property
     def version(self) -> int:
