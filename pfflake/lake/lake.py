@@ -15,8 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..calibration import PedestalRecipe
+from ..coincidence import coincidence_groups, coincidence_rate
+from ..cuts import Cuts, Selection, lake_select
 from ..errors import LakeError
 from ..store.resize import resize_store
+from ..timing import time_offsets
 from . import analysis, cluster, views
 from . import images as lake_images
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult, ingest
@@ -44,9 +48,7 @@ if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the loc
     import polars
     import pyarrow as pa
 
-    from ..calibration import PedestalRecipe
     from ..caltables import Calibration, CalibrationResult
-    from ..cuts import Cuts, Selection
     from ..dl1 import Dl1Recipe, Dl1Result
 
 logger = logging.getLogger(__name__)
@@ -214,8 +216,9 @@ class Lake:
         return analysis.light_curve(self.at(), bucket_ns, module=module,
                                     data_product=data_product, where=where, pixel=pixel)
 
-    # The analysis layer (caltables, dl1, timing, coincidence, cuts) sits above lake/ and
-    # imports it, so these methods import it on use. Reads go through one view.
+    # caltables and dl1 import the lake (they commit through it), so these methods import
+    # them on use; timing, coincidence and cuts import nothing of the lake (they get a view)
+    # and are imported at the top. Reads go through one view.
 
     def compute_pedestals(self, *, where: str | None = None, data_product: str | None = None,
                           module: int | list[int] | None = None,
@@ -223,7 +226,6 @@ class Lake:
                           client: distributed.Client | None = None) -> CalibrationResult:
         """Pedestal, pedvar, hot and dead calibration rows per stream window, one commit
         (see :func:`pfflake.caltables.compute_pedestals`; ``recipe`` None: the default)."""
-        from ..calibration import PedestalRecipe
         from ..caltables import compute_pedestals
 
         return compute_pedestals(self, where=where, data_product=data_product, module=module,
@@ -270,8 +272,6 @@ class Lake:
                      peak_bin_ns: int | None = None, refine_ns: int | None = None,
                      iterations: int = 3, min_pairs: int = 5) -> pa.Table:
         """Clock offsets of modules against a reference per bin (:func:`timing.time_offsets`)."""
-        from ..timing import time_offsets
-
         return time_offsets(self.at(), reference, modules, window_ns=window_ns, bin_ns=bin_ns,
                             time_base=time_base, where=where, data_product=data_product,
                             cuts=cuts, peak_bin_ns=peak_bin_ns, refine_ns=refine_ns,
@@ -282,8 +282,6 @@ class Lake:
                            offsets: pa.Table | None = None, where: str | None = None,
                            data_product: str | None = None, cuts: Any = None) -> pa.Table:
         """k-of-N coincidence groups, a row per member (:func:`coincidence.coincidence_groups`)."""
-        from ..coincidence import coincidence_groups
-
         return coincidence_groups(self.at(), modules, window_ns,
                                   min_multiplicity=min_multiplicity, time_base=time_base,
                                   offsets=offsets, where=where, data_product=data_product,
@@ -291,16 +289,12 @@ class Lake:
 
     def coincidence_rate(self, groups: pa.Table, bin_ns: int) -> pa.Table:
         """Groups per time bin and multiplicity (:func:`coincidence.coincidence_rate`)"""
-        from ..coincidence import coincidence_rate
-
         return coincidence_rate(groups, bin_ns)
 
     def select(self, cuts: Cuts | None = None, *, modules: Sequence[int] | None = None,
                time_base: str = "host", where: str | None = None,
                data_product: str | None = None) -> Selection:
         """Frames with the event-selection cuts flagged, a summary (:func:`cuts.lake_select`)."""
-        from ..cuts import Cuts, lake_select
-
         return lake_select(self.at(), cuts or Cuts(), modules=modules, time_base=time_base,
                            where=where, data_product=data_product)
 
