@@ -314,10 +314,8 @@ def sql(
     ),
     fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
     out: Path = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
-    as_of: str = typer.Option(
-        None, "--as-of", help="Read an older version: a version number, or an ISO 8601 time "
-        "(UTC unless it says otherwise) for the last commit at or before it."
-    ),
+    as_of: str = typer.Option(None, "--as-of", help="An older version: its number, or an ISO "
+                              "8601 time (UTC if naive) for the last commit at or before it."),
 ) -> None:
     """Run SQL over the committed lake; a table on a terminal, or csv/json/parquet."""
 
@@ -332,14 +330,11 @@ def sql(
 
 
 def _lake_view(lake: Path, as_of: str | None):
-    """The lake at ``--as-of`` (digits: a version; otherwise an ISO 8601 time), or its latest."""
+    """The lake at ``--as-of`` (digits: a version, else an ISO 8601 time), or its latest."""
     from .lake import Lake
 
-    the_lake = Lake(lake)
-    if as_of is None:
-        return the_lake.at()
-    text = as_of.strip()
-    return the_lake.at(int(text)) if text.isdigit() else the_lake.at(time=text)
+    text = (as_of or "").strip()
+    return Lake(lake).at(int(text)) if text.isdigit() else Lake(lake).at(time=text or None)
 
 
 @app.command()
@@ -351,9 +346,7 @@ def images(
     data_product: str = typer.Option(
         None, "--data-product", help="Shape and dtype of an empty result (img16, ph256, ...)."
     ),
-    as_of: str = typer.Option(
-        None, "--as-of", help="Read an older version: a version number or an ISO 8601 time."
-    ),
+    as_of: str = typer.Option(None, "--as-of", help="An older version: number or ISO time."),
 ) -> None:
     """Fetch the images of a query result, in its row order."""
     import numpy as np
