@@ -34,7 +34,9 @@ from . import schema as S
 from .calibration import PedestalRecipe, gain_with_fallbacks, window_pedestals
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
 from .errors import QueryError
+from .lake.images import frame_keys, locate
 from .lake.tables import CALIBRATION_SCHEMA
+from .lake.views import LakeView, as_view
 from .products import get_product
 from .store.read import read_frames as gather_frames
 
@@ -162,25 +164,21 @@ def _conditions(where: str | None, data_product: str | None, module) -> str:
     return " WHERE " + " AND ".join(parts)
 
 
-def selected_frames(lake: Lake, snap: Snapshot, where: str | None, data_product: str | None,
+def selected_frames(view: LakeView, where: str | None, data_product: str | None,
                     module) -> list[tuple[tuple[str, str, int, int | None], np.ndarray,
                                           np.ndarray]]:
     """``((run, data_product, module, quabo), frames, unix_t_ns)`` per stream of the
     selection (ph256 streams split by ``quabo_num``, ``quabo`` None for module products),
-    frames ascending, from one snapshot."""
+    frames ascending, from the view's snapshot."""
     import polars as pl
 
-    con = lake.connect(snap)
-    try:
-        has_quabo = "quabo_num" in con.sql("SELECT * FROM frames LIMIT 0").columns
-        quabo = ("CASE WHEN data_product = 'ph256' THEN quabo_num END" if has_quabo
-                 else "CAST(NULL AS INTEGER)")
-        df = con.sql(
-            f"SELECT run, data_product, module, frame, unix_t_ns, {quabo} AS quabo FROM frames"
-            + _conditions(where, data_product, module)
-        ).pl()
-    finally:
-        con.close()
+    has_quabo = "quabo_num" in view.sql("SELECT * FROM frames LIMIT 0").columns
+    quabo = ("CASE WHEN data_product = 'ph256' THEN quabo_num END" if has_quabo
+             else "CAST(NULL AS INTEGER)")
+    df = view.sql(
+        f"SELECT run, data_product, module, frame, unix_t_ns, {quabo} AS quabo FROM frames"
+        + _conditions(where, data_product, module)
+    ).pl()
     out = []
     df = df.sort([S.RUN, S.DATA_PRODUCT, S.MODULE, "quabo", S.FRAME], nulls_last=True)
     for (run, dp, mod, quabo), part in df.group_by([S.RUN, S.DATA_PRODUCT, S.MODULE, "quabo"],
@@ -208,17 +206,16 @@ def compute_pedestals(
     One work unit per stream, on ``workers`` local processes or ``client``'s
     Dask cluster; the result is the same either way.
     """
-    from .lake.query import stream_index
-
     t0 = time.perf_counter()
-    snap = lake.snapshot()
-    streams = stream_index(snap)
+    view = lake.at()  # every read from one snapshot
+    snap = view.snapshot
+    streams = snap.stream_index()
     cid = uuid.uuid4().hex[:12]
     now = time.time_ns()
     txn, staging = new_staging(lake)
     try:
         tasks = []
-        for (run, dp, mod, quabo), frames, times in selected_frames(lake, snap, where,
+        for (run, dp, mod, quabo), frames, times in selected_frames(view, where,
                                                                     data_product, module):
             state = streams[(run, dp, mod)]
             q = "" if quabo is None else f".q{quabo}"
@@ -245,14 +242,16 @@ def _safe(name: str) -> str:
 # -- lookups ------------------------------------------------------------------------------
 
 
-def calibration_rows(lake: Lake, snap: Snapshot | None = None, *, kind: str | None = None,
-                     data_product: str | None = None, module: int | None = None) -> pa.Table:
-    """Committed calibration rows (in commit order, column ``_order``), filtered."""
+def calibration_rows(lake: Lake | LakeView, snap: Snapshot | None = None, *,
+                     kind: str | None = None, data_product: str | None = None,
+                     module: int | None = None) -> pa.Table:
+    """Committed calibration rows (in commit order, column ``_order``), filtered, of a view's
+    snapshot (a ``Lake``: ``snap``, default its latest version)."""
     import pyarrow.compute as pc
 
-    snap = snap or lake.snapshot()
+    view = as_view(lake, snap)
     parts = []
-    for i, path in enumerate(lake.table_paths("calibration", snap)):
+    for i, path in enumerate(view.table_paths("calibration")):
         t = pq.read_table(path, schema=CALIBRATION_SCHEMA)
         mask = None
         for col, val in (("kind", kind), (S.DATA_PRODUCT, data_product), (S.MODULE, module)):
@@ -279,17 +278,25 @@ def _product_of(rows: pa.Table, module: int, data_product: str | None, kind: str
     return products[0]
 
 
-def lookup(lake: Lake, kind: str, module: int, at_ns: int, *, data_product: str | None = None,
-           quabo: int | None = None, as_of: int | None = None) -> Calibration:
-    """The latest committed ``kind`` calibration of ``module`` valid at ``at_ns`` (int ns).
+def lookup(lake: Lake | LakeView, kind: str, module: int, at_ns: int, *,
+           data_product: str | None = None, quabo: int | None = None,
+           as_of: int | None = None) -> Calibration:
+    """The latest committed ``kind`` calibration of ``module`` valid at ``at_ns`` (int ns),
+    in a view's version (a ``Lake``: version ``as_of``, default the latest).
 
     ph256 frames hold one quabo's 16x16 packet each, so ph256 calibrations are per
     quabo: pass ``quabo=`` (0..3) for them."""
     if kind not in KINDS:
         raise QueryError(f"unknown calibration kind {kind!r}; expected one of {KINDS}")
     at_ns = int(at_ns)
-    snap = lake.snapshot(as_of)
-    rows = calibration_rows(lake, snap, kind=kind, module=int(module))
+    if as_of is None or (isinstance(lake, LakeView) and lake.version == as_of):
+        view = as_view(lake)
+    elif isinstance(lake, LakeView):
+        raise QueryError(f"as_of={as_of} given with a view of version {lake.version}")
+    else:
+        view = lake.at(as_of)
+    snap = view.snapshot
+    rows = calibration_rows(view, kind=kind, module=int(module))
     dp = _product_of(rows, module, data_product, kind)
     quabos = {q for q, p in zip(rows.column("quabo").to_pylist(),
                                 rows.column(S.DATA_PRODUCT).to_pylist(), strict=True) if p == dp}
@@ -380,18 +387,19 @@ def compute_gain(lake: Lake, data_product: str, module: int, *, fields: list[tup
     """
     product = get_product(data_product)
     shape = product.image_shape
+    view = lake.at()  # the pedvar maps and source_version of one snapshot
     candidates = []
     for label, ta, tb in fields:
         pair = []
         for t in (ta, tb):
             try:
-                pair.append(lookup(lake, "pedvar", module, t, data_product=product.name,
+                pair.append(lookup(view, "pedvar", module, t, data_product=product.name,
                                    quabo=quabo).values)
             except CalibrationNotFoundError:
                 pair.append(None)
         candidates.append((f"{label}:{ta}/{tb}", *pair))
     gain, source = gain_with_fallbacks(candidates, shape, sigma)
-    snap = lake.snapshot()
+    snap = view.snapshot
     row = {
         "kind": "gain", S.DATA_PRODUCT: product.name, S.MODULE: int(module),
         "quabo": quabo, S.RUN: None,
@@ -417,18 +425,16 @@ def compute_gain(lake: Lake, data_product: str, module: int, *, fields: list[tup
 # -- calibrated images --------------------------------------------------------------------
 
 
-def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarray:
+def calibrated_images(lake: Lake | LakeView, result: Any, *, gain: bool = True) -> np.ndarray:
     """``(raw - pedestal) / gain`` of the frames of a query result, in row order, float32.
 
     Each frame gets the latest committed pedestal (and gain, flat 1.0 where
     none is committed) valid at its ``unix_t_ns``. Raises
     :class:`CalibrationNotFoundError` for a frame with no pedestal.
     """
-    from .lake.query import frame_keys, locate
-
-    snap = lake.snapshot()
-    keys = frame_keys(lake, snap, result)
-    product_name, requests = locate(lake, snap, keys)
+    view = as_view(lake)  # the frames and the calibrations of one snapshot
+    keys = frame_keys(view, result)
+    product_name, requests = locate(view, keys)
     if product_name is None:
         return np.empty((0, 0, 0), dtype=np.float32)
     product = get_product(product_name)
@@ -437,7 +443,7 @@ def calibrated_images(lake: Lake, result: Any, *, gain: bool = True) -> np.ndarr
     times = np.empty(keys.height, dtype=np.int64)
     gather_frames(requests, S.UNIX_T_NS, times)
     out = raw.reshape(keys.height, -1).astype(np.float32)
-    rows = calibration_rows(lake, snap, data_product=product.name)
+    rows = calibration_rows(view, data_product=product.name)
     modules = keys[S.MODULE].to_numpy()
     quabos = np.full(keys.height, -1, dtype=np.int64)
     if product.header_kind == "quabo":  # ph256: calibrations per quabo

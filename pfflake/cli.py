@@ -314,9 +314,10 @@ def sql(
     ),
     fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
     out: Path = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
+    as_of: str = typer.Option(None, "--as-of", help="An older version: its number, or an ISO "
+                              "8601 time (UTC if naive) for the last commit at or before it."),
 ) -> None:
     """Run SQL over the committed lake; a table on a terminal, or csv/json/parquet."""
-    from .lake import Lake
 
     if fmt not in ("table", "csv", "json", "parquet"):
         raise _cx.BadParameter(f"{fmt!r} is not one of table, csv, json, parquet",
@@ -324,8 +325,16 @@ def sql(
     if fmt == "parquet" and out is None:
         raise _usage("--format parquet needs --out FILE")
     text = _read_sql(query, file)
-    table = Lake(lake).sql(text).to_arrow_table()
+    table = _lake_view(lake, as_of).sql(text).to_arrow_table()
     _emit_table(table, fmt, out)
+
+
+def _lake_view(lake: Path, as_of: str | None):
+    """The lake at ``--as-of`` (digits: a version, else an ISO 8601 time), or its latest."""
+    from .lake import Lake
+
+    text = (as_of or "").strip()
+    return Lake(lake).at(int(text)) if text.isdigit() else Lake(lake).at(time=text or None)
 
 
 @app.command()
@@ -337,18 +346,19 @@ def images(
     data_product: str = typer.Option(
         None, "--data-product", help="Shape and dtype of an empty result (img16, ph256, ...)."
     ),
+    as_of: str = typer.Option(None, "--as-of", help="An older version: number or ISO time."),
 ) -> None:
     """Fetch the images of a query result, in its row order."""
     import numpy as np
 
-    from .lake import Lake
+    from .lake.images import images as view_images
 
     if png and out.suffix == ".npy":
         raise _usage("--png writes one PNG per frame into a directory: give --out DIR, "
                                "not a .npy file")
-    the_lake = Lake(lake)
+    the_lake = _lake_view(lake, as_of)  # rows and pixels from one version
     rows = the_lake.sql(query).to_arrow_table()
-    stack = the_lake.images(rows, data_product=data_product)
+    stack = view_images(the_lake, rows, data_product=data_product)
     if out.suffix == ".npy":
         np.save(out, stack)
         print(f"wrote {len(stack)} images {stack.shape[1:]} {stack.dtype} to {out}")

@@ -176,18 +176,17 @@ def compute_dl1(
     dl1 rows of every stream it covers.
     """
     t0 = time.perf_counter()
-    snap = lake.snapshot()
-    from .lake.query import stream_index
-
-    streams = stream_index(snap)
-    rows = calibration_rows(lake, snap, data_product=data_product)
+    view = lake.at()  # every read from one snapshot
+    snap = view.snapshot
+    streams = snap.stream_index()
+    rows = calibration_rows(view, data_product=data_product)
     did = uuid.uuid4().hex[:12]
     txn, staging = new_staging(lake)
     skipped = 0
     covered: set[tuple[str, str, int]] = set()
     try:
         tasks = []
-        for (run, dp, mod, quabo), frames, times in selected_frames(lake, snap, where,
+        for (run, dp, mod, quabo), frames, times in selected_frames(view, where,
                                                                     data_product, module):
             covered.add((run, dp, mod))
             ped, pidx, pinfo = _calib_arrays(rows, dp, mod, "pedestal", times, quabo)

@@ -32,7 +32,6 @@ MAX_LINES = 600
 OVER_600_ALLOWED = {
     "pfflake.file": "E (reader half) splits it this session",
     "pfflake.sequence": "E (reader half) splits it this session",
-    "pfflake.lake.query": "B splits it into views/images/analysis this session",
 }
 
 # ---------------------------------------------------------------- (b) private names
@@ -65,6 +64,7 @@ LOCAL_IMPORTS_ALLOWED = {
     ("pfflake.cli", "pfflake.demo"): _CLI,
     ("pfflake.cli", "pfflake.distributed"): _CLI,
     ("pfflake.cli", "pfflake.lake"): _CLI,
+    ("pfflake.cli", "pfflake.lake.images"): _CLI + " (`images --as-of`, B)",
     ("pfflake.cli", "pfflake.report.command"): _CLI,
     ("pfflake.cli", "pfflake.zarr"): _CLI,
     ("pfflake.cli", "pfflake.file"): _CLI + "; already loaded by `import pfflake`",
@@ -80,8 +80,6 @@ LOCAL_IMPORTS_ALLOWED = {
     ("pfflake.demo", "pfflake.query"): "A (demo/console): " + _UNREASONED,
     ("pfflake.demo", "pfflake.report"): "A (demo/console): " + _UNREASONED,
     ("pfflake.demo", "pfflake.simulate"): "A (demo/console): " + _UNREASONED,
-    ("pfflake.lake.lake", "pfflake.lake.query"): "B (views/images/analysis split)",
-    ("pfflake.lake.lake", "pfflake.lake.cluster"): "B (cluster): " + _UNREASONED,
     ("pfflake.lake.lake", "pfflake.lake.fsck"): "D: TEMPORARY cycle with lake.fsck",
     ("pfflake.lake.fsck", "pfflake.lake.lake"): "D: TEMPORARY cycle with lake.lake",
     ("pfflake.lake.fsck", "pfflake.lake.units"): "D: " + _UNREASONED,
@@ -90,16 +88,11 @@ LOCAL_IMPORTS_ALLOWED = {
     ("pfflake.lake.units", "pfflake.sequence"): "A (units): " + _UNREASONED,
     ("pfflake.lake.lake", "pfflake.caltables"): _CALTABLES_CYCLE,
     ("pfflake.lake.lake", "pfflake.dl1"): _CALTABLES_CYCLE,
-    ("pfflake.lake.lake", "pfflake.coincidence"): _FRONT_DOOR,
-    ("pfflake.lake.lake", "pfflake.cuts"): _FRONT_DOOR,
-    ("pfflake.lake.lake", "pfflake.timing"): _FRONT_DOOR,
     ("pfflake.run", "pfflake.file"): "E (reader half): " + _UNREASONED,
     ("pfflake.sequence", "pfflake.timestamps"): "E (reader half): " + _UNREASONED,
     # Not owned this session (next session: issue 13 "a handful")
     ("pfflake.caltables", "pfflake.lake"): _CALTABLES_CYCLE,
-    ("pfflake.caltables", "pfflake.lake.query"): _CALTABLES_CYCLE,
     ("pfflake.dl1", "pfflake.lake"): _CALTABLES_CYCLE,
-    ("pfflake.dl1", "pfflake.lake.query"): _CALTABLES_CYCLE,
     ("pfflake.dl1", "pfflake.caltables"): _UNREASONED,
     ("pfflake.camera", "pfflake.pixelmap"): "guards an ImportError pixelmap (issue 12) no "
     "longer has: " + _UNREASONED,

@@ -9,8 +9,12 @@ Modules (each imports only those listed before it, plus :mod:`pfflake.store`):
 - :mod:`~pfflake.lake.units`: one ingest work unit (what a worker process runs);
 - :mod:`~pfflake.lake.sources`: file states and the runs/files/hk rows of a run;
 - :mod:`~pfflake.lake.ingest`: :class:`IngestOptions`, plan -> execute -> commit;
+- :mod:`~pfflake.lake.views`: :class:`LakeView` (one snapshot and its connection), DuckDB
+  views, Polars scans;
+- :mod:`~pfflake.lake.images`: query results -> images, ``images_at``;
+- :mod:`~pfflake.lake.analysis`: frames with hk, coincidences, light curves;
 - :mod:`~pfflake.lake.lake`: :class:`Lake`, the front door;
-- :mod:`~pfflake.lake.query`: DuckDB views, Polars scans, images and timestamp joins;
+- :mod:`~pfflake.lake.query`: the old module, a face of views/images/analysis;
 - :mod:`~pfflake.lake.fsck`: checks of committed files and leftovers;
 - :mod:`~pfflake.lake.cluster`: Dask (ingest units on a cluster, lake as Dask collections).
 
@@ -48,6 +52,7 @@ from .units import (
     run_unit,
     source_checksums,
 )
+from .views import LakeView
 
 __all__ = [
     "CHECKSUM_BLOCK",
@@ -70,6 +75,7 @@ __all__ = [
     "IngestResult",
     "Lake",
     "LakeError",
+    "LakeView",
     "QueryError",
     "Snapshot",
     "StreamState",

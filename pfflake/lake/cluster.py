@@ -32,21 +32,20 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..errors import FrameNotFoundError, LakeError, QueryError
 from .tables import VIEWS
+from .views import LakeView, as_view
 
 if TYPE_CHECKING:
     import dask.array
     import dask.dataframe
     import distributed
 
-    from .lake import Lake
-    from .log import Snapshot, StreamState
+    from .log import Snapshot
     from .units import UnitResult, UnitTask
 
 #: Attempts after the first for a task that raises (a worker that dies is retried by the
@@ -237,7 +236,7 @@ class _ReadPart:
 
 
 def to_dask(
-    lake: Lake,
+    view: LakeView,
     name: str = "frames",
     *,
     snap: Snapshot | None = None,
@@ -245,8 +244,9 @@ def to_dask(
 ) -> dask.dataframe.DataFrame:
     """A Dask DataFrame over the committed Parquet files of one table of one snapshot.
 
-    The file list is taken from the commit log of ``snap`` (default: the
-    latest version, pinned when this is called), so a later commit never
+    ``view``: a :class:`~pfflake.lake.views.LakeView` (``Lake.at(version)``), or a
+    ``Lake`` (then ``snap``, default the latest version, pinned when this is
+    called). The file list is the view's snapshot's, so a later commit never
     changes what the collection reads. One partition per committed file:
     ``frames`` files hold up to one ingest unit (65,536 frames) each, sorted
     by ``unix_t_ns``. ``frames`` has every product's columns (null where a
@@ -268,7 +268,8 @@ def to_dask(
             f"no Dask DataFrame for {name!r}; expected one of {', '.join(VIEWS)} "
             "(derived views: lake.sql('SELECT * FROM <view>').df())"
         )
-    snap = snap if snap is not None else lake.snapshot()
+    source = as_view(view, snap)  # the file list is pinned to this view's snapshot
+    snap = source.snapshot
     view = VIEWS[name]
     spec = view.spec
     schema = spec.view_schema()
@@ -284,7 +285,7 @@ def to_dask(
         for key, typ in spec.partition_keys:  # the log keeps them as JSON; pin their types
             if key in partition and pa.types.is_integer(typ):
                 partition[key] = int(partition[key])
-        parts.append((str(lake.root / e.path), partition))
+        parts.append((str(source.root / e.path), partition))
     reader = _ReadPart(schema, cols)
     meta_schema = pa.schema([schema.field(c) for c in (cols or view.columns())])
     meta = _to_pandas(meta_schema.empty_table())
@@ -331,33 +332,8 @@ class _Latest:
         return self._select(df[df["version"] == newest].reset_index(drop=True))
 
 
-def _find_stream(
-    snap: Snapshot,
-    run: str,
-    stream: str | None,
-    data_product: str | None,
-    module: int | None,
-) -> StreamState:
-    found = [
-        s
-        for s in snap.streams.values()
-        if s.run == run
-        and (stream is None or s.stream == stream)
-        and (data_product is None or s.data_product == data_product)
-        and (module is None or int(s.module) == int(module))
-    ]
-    if len(found) != 1:
-        have = sorted(s.stream for s in snap.streams.values() if s.run == run)
-        what = "no stream" if not found else f"{len(found)} streams"
-        raise FrameNotFoundError(
-            f"run {run!r}: {what} match stream={stream!r} data_product={data_product!r} "
-            f"module={module!r} in version {snap.version}; streams of this run: {have or 'none'}"
-        )
-    return found[0]
-
-
 def images_dask(
-    lake: Lake,
+    view: LakeView,
     run: str,
     stream: str | None = None,
     *,
@@ -366,7 +342,8 @@ def images_dask(
     array: str = "images",
     snap: Snapshot | None = None,
 ) -> dask.array.Array:
-    """A Dask array over one stream's Zarr store: frames ``[0, committed)`` of one snapshot.
+    """A Dask array over one stream's Zarr store: frames ``[0, committed)`` of one snapshot
+    (the view's; a ``Lake`` gives ``snap`` or its latest version).
 
     Name the stream (``dp_img16.bpp_2.module_1``) or give ``data_product``
     and/or ``module``; exactly one committed stream of ``run`` must match.
@@ -381,11 +358,11 @@ def images_dask(
     import dask.array as da
     import zarr
 
-    snap = snap if snap is not None else lake.snapshot()
-    state = _find_stream(snap, run, stream, data_product, module)
+    view = as_view(view, snap)
+    state = view.snapshot.find_stream(run, stream, data_product=data_product, module=module)
     if state.store is None:
         raise FrameNotFoundError(f"run {run!r} stream {state.stream!r} has no Zarr store")
-    path = Path(lake.root) / state.store
+    path = view.root / state.store
     arr = zarr.open_array(str(path), path=array, mode="r")
     if arr.shape[0] < state.frames:
         raise LakeError(

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..calibration import PedestalRecipe
+from ..coincidence import coincidence_groups, coincidence_rate
+from ..cuts import Cuts, Selection, lake_select
 from ..errors import LakeError
 from ..store.resize import resize_store
+from ..timing import time_offsets
+from . import analysis, cluster, views
+from . import images as lake_images
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult, ingest
 from .layout import (
     IMAGE_CHUNK_BYTES,
@@ -28,13 +36,20 @@ from .layout import (
     lake_zarr_layout,
     safe_name,
 )
-from .log import Snapshot, load_snapshot, log_versions
+from .log import Snapshot, log_versions
 from .tables import TABLES as _TABLE_SPECS
+from .views import LakeView, snapshot_at
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import dask.array
     import dask.dataframe
     import distributed
+    import duckdb
+    import polars
+    import pyarrow as pa
+
+    from ..caltables import Calibration, CalibrationResult
+    from ..dl1 import Dl1Recipe, Dl1Result
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +73,8 @@ class Lake:
         already in the lake keep the layout they were created with."""
         self.root = Path(path)
         self.zarr_layout = zarr_layout
-        self._con = None
-        self._con_version: int | None = None
+        self._latest: LakeView | None = None  # the latest version's view, reused
+        self._views: weakref.WeakValueDictionary[int, LakeView] = weakref.WeakValueDictionary()
         if create:
             self._create()
 
@@ -75,11 +90,14 @@ class Lake:
             )
 
     # -- reading --------------------------------------------------------------
+    # Every read goes through a LakeView: one snapshot and its own DuckDB connection.
+    # The methods below read the latest version (``self.at()``); ``self.at(v)`` reads v.
 
     def snapshot(self, as_of: int | None = None) -> Snapshot:
-        """The committed state (latest, or ``as_of`` a version)."""
+        """The committed state (latest, or ``as_of`` a version; :class:`LakeError` for a
+        version the log does not hold)."""
         self._require()
-        return load_snapshot(self.root, as_of)
+        return snapshot_at(self.root, as_of)
 
     @property
     def version(self) -> int:
@@ -87,165 +105,221 @@ class Lake:
         versions = log_versions(self.root)
         return versions[-1] if versions else 0
 
+    def at(self, version: int | None = None, *,
+           time: datetime | str | int | None = None) -> LakeView:
+        """A read-only :class:`~pfflake.lake.views.LakeView` of one version (time travel).
+
+        ``version``: a committed version (None: the latest; 0: the empty lake).
+        ``time``: a datetime, ISO 8601 string (naive means UTC) or int ns: the
+        last version committed at or before it. A version the log does not hold
+        raises :class:`LakeError` naming the versions available. Views are
+        cached per version while referenced; a view's relations stay valid when
+        the lake moves on, until the view (or this lake) is closed.
+        """
+        self._require()
+        snap = None
+        if version is None and time is None:
+            latest = self.version
+            if self._latest is not None and self._latest.version == latest \
+                    and not self._latest.closed:
+                return self._latest
+            version = latest
+        elif time is not None:
+            snap = snapshot_at(self.root, version, time=time)
+            version = snap.version
+        view = self._views.get(version)
+        if view is None or view.closed:
+            view = LakeView(self.root, snap or snapshot_at(self.root, version))
+            self._views[version] = view
+        if self._latest is None or view.version >= self._latest.version:
+            self._latest = view  # held; older views live as long as their users hold them
+        return view
+
     def table_paths(self, table: str, snap: Snapshot | None = None) -> list[Path]:
         """Committed data files of ``table`` (from the log, never a directory glob)."""
         snap = snap or self.snapshot()
         return [self.root / e.path for e in snap.table_files(table)]
 
-    def connect(self, snap: Snapshot | None = None):
+    def connect(self, snap: Snapshot | None = None) -> duckdb.DuckDBPyConnection:
         """A new DuckDB connection with the lake's views (``frames``, ``runs``, ``files``,
-        ``hk`` and the derived views in ``sql/views``) over one snapshot."""
-        import duckdb
+        ``hk`` and the derived views in ``sql/views``) over one snapshot; the caller closes it."""
+        return views.connect(self.root, snap or self.snapshot())
 
-        from .query import register_views
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run SQL over the latest committed version; returns a DuckDB relation.
 
-        con = duckdb.connect()
-        register_views(con, self, snap or self.snapshot())
-        return con
-
-    def sql(self, query: str):
-        """Run SQL over the committed lake; returns a DuckDB relation.
-
-        Reuses one connection while the lake's version is unchanged (a new
-        connection costs ~15 ms; a query on a reused one ~1 ms).
+        Reuses the latest view's connection while the lake's version is unchanged
+        (a new connection costs ~15 ms; a query on a reused one ~1 ms).
         """
-        return self.connection().sql(query)
+        return self.at().sql(query)
 
-    def connection(self):
-        """The lake's reused DuckDB connection, reopened when the lake's version changes."""
-        version = self.version
-        if self._con is None or self._con_version != version:
-            if self._con is not None:
-                self._con.close()
-            self._con = self.connect(self.snapshot(version))
-            self._con_version = version
-        return self._con
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The latest version's DuckDB connection. When the version moves, the next call
+        gives a new one; the old one is not closed (relations on it stay valid)."""
+        return self.at().connection()
 
-    def scan(self, name: str = "frames"):
+    def scan(self, name: str = "frames") -> polars.LazyFrame:
         """A Polars LazyFrame over the committed files of a table (partition and time pruning)."""
-        from .query import scan
-
-        return scan(self, name)
+        return self.at().scan(name)
 
     def images(
         self,
-        result,
+        result: Any,
         *,
         as_xarray: bool = False,
         data_product: str | None = None,
         calibrated: bool = False,
-    ):
-        """Images of the frames in a query result, in its row order (see :func:`query.images`).
+    ) -> Any:
+        """Images of the frames in a query result, in its row order (see
+        :func:`pfflake.lake.images.images`).
 
         ``calibrated=True``: ``(raw - pedestal) / gain`` as float32, from the committed
         calibrations valid at each frame's time (see :func:`caltables.calibrated_images`)."""
         if calibrated:
             if as_xarray:
                 raise ValueError("calibrated images are plain arrays; as_xarray is not supported")
-            from ..caltables import calibrated_images
+            from ..caltables import calibrated_images  # analysis layer above lake/
 
-            return calibrated_images(self, result)
-        from .query import images
+            return calibrated_images(self.at(), result)
+        return lake_images.images(self.at(), result, as_xarray=as_xarray,
+                                  data_product=data_product)
 
-        return images(self, result, as_xarray=as_xarray, data_product=data_product)
+    def images_at(self, module: int, unix_t_ns: Any, tolerance_ns: int, *,
+                  data_product: str | None = None,
+                  run: str | None = None) -> tuple[Any, pa.Table]:
+        """Frames of ``module`` nearest to the given times, within ``tolerance_ns``
+        (see :func:`pfflake.lake.images.images_at`)."""
+        return lake_images.images_at(self.at(), module, unix_t_ns, tolerance_ns,
+                                     data_product=data_product, run=run)
 
-    def images_at(self, module: int, unix_t_ns, tolerance_ns: int, **kw):
-        """Frames of ``module`` nearest to the given times, within ``tolerance_ns``."""
-        from .query import images_at
+    def frames_with_hk(self, fields: str | Sequence[str] = ("DET_TEMP",), *,
+                       where: str | None = None,
+                       devices: str | Mapping[int, str] | None = None,
+                       ) -> duckdb.DuckDBPyRelation:
+        """Frames with the latest housekeeping reading at or before each frame (as-of join;
+        see :func:`pfflake.lake.analysis.frames_with_hk`)."""
+        return analysis.frames_with_hk(self.at(), fields, where=where, devices=devices)
 
-        return images_at(self, module, unix_t_ns, tolerance_ns, **kw)
+    def coincidences(self, modules: Sequence[int], window_ns: int, *,
+                     where: str | None = None,
+                     data_product: str | None = None) -> duckdb.DuckDBPyRelation:
+        """Frames from several modules within ``window_ns`` of each other
+        (see :func:`pfflake.lake.analysis.coincidences`)."""
+        return analysis.coincidences(self.at(), modules, window_ns, where=where,
+                                     data_product=data_product)
 
-    def frames_with_hk(self, fields: Sequence[str] = ("DET_TEMP",), **kw):
-        """Frames with the latest housekeeping reading at or before each frame (as-of join)."""
-        from .query import frames_with_hk
+    def light_curve(self, bucket_ns: int, *, module: int | Sequence[int] | None = None,
+                    data_product: str | None = None, where: str | None = None,
+                    pixel: tuple[int, int] | None = None) -> duckdb.DuckDBPyRelation:
+        """Time-bucketed pixel statistics per module, ready to plot
+        (see :func:`pfflake.lake.analysis.light_curve`)."""
+        return analysis.light_curve(self.at(), bucket_ns, module=module,
+                                    data_product=data_product, where=where, pixel=pixel)
 
-        return frames_with_hk(self, fields, **kw)
+    # caltables and dl1 import the lake (they commit through it), so these methods import
+    # them on use; timing, coincidence and cuts import nothing of the lake (they get a view)
+    # and are imported at the top. Reads go through one view.
 
-    def coincidences(self, modules: Sequence[int], window_ns: int, **kw):
-        """Frames from several modules within ``window_ns`` of each other."""
-        from .query import coincidences
-
-        return coincidences(self, modules, window_ns, **kw)
-
-    def light_curve(self, bucket_ns: int, **kw):
-        """Time-bucketed pixel statistics per module, ready to plot."""
-        from .query import light_curve
-
-        return light_curve(self, bucket_ns, **kw)
-
-    def compute_pedestals(self, **kw):
+    def compute_pedestals(self, *, where: str | None = None, data_product: str | None = None,
+                          module: int | list[int] | None = None,
+                          recipe: PedestalRecipe | None = None, workers: int | None = None,
+                          client: distributed.Client | None = None) -> CalibrationResult:
         """Pedestal, pedvar, hot and dead calibration rows per stream window, one commit
-        (see :func:`pfflake.caltables.compute_pedestals`)."""
+        (see :func:`pfflake.caltables.compute_pedestals`; ``recipe`` None: the default)."""
         from ..caltables import compute_pedestals
 
-        return compute_pedestals(self, **kw)
+        return compute_pedestals(self, where=where, data_product=data_product, module=module,
+                                 recipe=recipe or PedestalRecipe(), workers=workers,
+                                 client=client)
 
-    def compute_gain(self, data_product: str, module: int, **kw):
+    def compute_gain(self, data_product: str, module: int, *,
+                     fields: list[tuple[str, int, int]], valid_from_ns: int, valid_to_ns: int,
+                     sigma: float = 3.0, quabo: int | None = None) -> CalibrationResult:
         """A relative gain map from two committed pedvar maps, with fallbacks to flat 1.0
         (see :func:`pfflake.caltables.compute_gain`)."""
         from ..caltables import compute_gain
 
-        return compute_gain(self, data_product, module, **kw)
+        return compute_gain(self, data_product, module, fields=fields,
+                            valid_from_ns=valid_from_ns, valid_to_ns=valid_to_ns, sigma=sigma,
+                            quabo=quabo)
 
-    def calibration(self, kind: str, module: int, at_ns: int, **kw):
+    def calibration(self, kind: str, module: int, at_ns: int, *,
+                    data_product: str | None = None, quabo: int | None = None,
+                    as_of: int | None = None) -> Calibration:
         """The latest committed ``kind`` calibration (pedestal, pedvar, hot, dead, gain) of
-        ``module`` valid at ``at_ns`` (int ns) (see :func:`pfflake.caltables.lookup`)."""
+        ``module`` valid at ``at_ns`` (int ns), in version ``as_of`` (None: the latest)
+        (see :func:`pfflake.caltables.lookup`)."""
         from ..caltables import lookup
 
-        return lookup(self, kind, module, at_ns, **kw)
+        return lookup(self.at(as_of), kind, module, at_ns, data_product=data_product,
+                      quabo=quabo)
 
-    def compute_dl1(self, **kw):
+    def compute_dl1(self, *, where: str | None = None, data_product: str | None = None,
+                    module: int | list[int] | None = None, recipe: Dl1Recipe | None = None,
+                    workers: int | None = None,
+                    client: distributed.Client | None = None) -> Dl1Result:
         """Cleaned-image Hillas parameters of selected frames into the ``dl1`` table, one
-        commit (see :func:`pfflake.dl1.compute_dl1`)."""
-        from ..dl1 import compute_dl1
+        commit (see :func:`pfflake.dl1.compute_dl1`; ``recipe`` None: the default)."""
+        from ..dl1 import Dl1Recipe, compute_dl1
 
-        return compute_dl1(self, **kw)
-    def time_offsets(self, reference: int, modules: Sequence[int], **kw):
+        return compute_dl1(self, where=where, data_product=data_product, module=module,
+                           recipe=recipe or Dl1Recipe(), workers=workers, client=client)
+
+    def time_offsets(self, reference: int, modules: Sequence[int] | str, *,
+                     window_ns: int = 20_000_000, bin_ns: int = 120_000_000_000,
+                     time_base: str = "host", where: str | None = None,
+                     data_product: str | None = None, cuts: Any = None,
+                     peak_bin_ns: int | None = None, refine_ns: int | None = None,
+                     iterations: int = 3, min_pairs: int = 5) -> pa.Table:
         """Clock offsets of modules against a reference per bin (:func:`timing.time_offsets`)."""
-        from ..timing import time_offsets
+        return time_offsets(self.at(), reference, modules, window_ns=window_ns, bin_ns=bin_ns,
+                            time_base=time_base, where=where, data_product=data_product,
+                            cuts=cuts, peak_bin_ns=peak_bin_ns, refine_ns=refine_ns,
+                            iterations=iterations, min_pairs=min_pairs)
 
-        return time_offsets(self, reference, modules, **kw)
-
-    def coincidence_groups(self, modules: Sequence[int], window_ns: int, **kw):
+    def coincidence_groups(self, modules: Sequence[int] | str, window_ns: int, *,
+                           min_multiplicity: int = 2, time_base: str = "host",
+                           offsets: pa.Table | None = None, where: str | None = None,
+                           data_product: str | None = None, cuts: Any = None) -> pa.Table:
         """k-of-N coincidence groups, a row per member (:func:`coincidence.coincidence_groups`)."""
-        from ..coincidence import coincidence_groups
+        return coincidence_groups(self.at(), modules, window_ns,
+                                  min_multiplicity=min_multiplicity, time_base=time_base,
+                                  offsets=offsets, where=where, data_product=data_product,
+                                  cuts=cuts)
 
-        return coincidence_groups(self, modules, window_ns, **kw)
-
-    def coincidence_rate(self, groups, bin_ns: int):
+    def coincidence_rate(self, groups: pa.Table, bin_ns: int) -> pa.Table:
         """Groups per time bin and multiplicity (:func:`coincidence.coincidence_rate`)"""
-        from ..coincidence import coincidence_rate
-
         return coincidence_rate(groups, bin_ns)
 
-    def select(self, cuts=None, **kw):
+    def select(self, cuts: Cuts | None = None, *, modules: Sequence[int] | None = None,
+               time_base: str = "host", where: str | None = None,
+               data_product: str | None = None) -> Selection:
         """Frames with the event-selection cuts flagged, a summary (:func:`cuts.lake_select`)."""
-        from ..cuts import Cuts, lake_select
-
-        return lake_select(self, cuts or Cuts(), **kw)
+        return lake_select(self.at(), cuts or Cuts(), modules=modules, time_base=time_base,
+                           where=where, data_product=data_product)
 
     def to_dask(self, name: str = "frames", *, snap: Snapshot | None = None,
                 columns: Sequence[str] | None = None) -> dask.dataframe.DataFrame:
         """A Dask DataFrame over one snapshot's committed Parquet files of a table
-        (needs ``pfflake[distributed]``; see :func:`pfflake.distributed.to_dask`)."""
-        from .cluster import to_dask
-
-        return to_dask(self, name, snap=snap, columns=columns)
+        (needs ``pfflake[distributed]``; see :func:`pfflake.lake.cluster.to_dask`)."""
+        view = self.at() if snap is None else LakeView(self.root, snap)
+        return cluster.to_dask(view, name, columns=columns)
 
     def images_dask(self, run: str, stream: str | None = None, *,
                     data_product: str | None = None, module: int | None = None,
                     array: str = "images", snap: Snapshot | None = None) -> dask.array.Array:
         """A Dask array over one stream's committed frames (``pfflake[distributed]``;
-        see :func:`pfflake.distributed.images_dask`)."""
-        from .cluster import images_dask
-
-        return images_dask(self, run, stream, data_product=data_product, module=module,
-                           array=array, snap=snap)
+        see :func:`pfflake.lake.cluster.images_dask`)."""
+        view = self.at() if snap is None else LakeView(self.root, snap)
+        return cluster.images_dask(view, run, stream, data_product=data_product, module=module,
+                                   array=array)
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        """Close every view (and connection) this lake made: relations on them stop working."""
+        for view in list(self._views.values()):
+            view.close()
+        self._views.clear()
+        self._latest = None
 
     # -- ingest ---------------------------------------------------------------
 

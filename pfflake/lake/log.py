@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import CommitConflict
+from ..errors import CommitConflict, FrameNotFoundError
 from ..faults import fault
 
 LOG_DIR = "_pfflake_log"
@@ -236,6 +236,39 @@ class Snapshot:
         self.thresholds.update(commit.thresholds or {})
         self.run_ids.update(commit.run_ids or {})
         self.version = commit.version
+
+    # -- lookups for readers (engineer B, issue 13 step 9) --
+
+    def stream_index(self) -> dict[tuple[str, str, int], StreamState]:
+        """Streams by ``(run, data_product, module)``."""
+        return {(s.run, s.data_product, int(s.module)): s for s in self.streams.values()}
+
+    def find_stream(self, run: str, stream: str | None = None, *,
+                    data_product: str | None = None, module: int | None = None) -> StreamState:
+        """The one stream of ``run`` matching the name and/or data product and module;
+        :class:`~pfflake.errors.FrameNotFoundError` (listing the run's streams) otherwise."""
+        found = [
+            s for s in self.streams.values()
+            if s.run == run and (stream is None or s.stream == stream)
+            and (data_product is None or s.data_product == data_product)
+            and (module is None or int(s.module) == int(module))
+        ]
+        if len(found) != 1:
+            have = sorted(s.stream for s in self.streams.values() if s.run == run)
+            what = "no stream" if not found else f"{len(found)} streams"
+            raise FrameNotFoundError(
+                f"run {run!r}: {what} match stream={stream!r} data_product={data_product!r} "
+                f"module={module!r} in version {self.version}; streams of this run: "
+                f"{have or 'none'}"
+            )
+        return found[0]
+
+    def files_between(self, table: str, t0: int, t1: int) -> list[AddFile]:
+        """Files of ``table`` that may hold rows with ``t0 <= unix_t_ns <= t1`` (int ns), by
+        the commit's per-file time range; files without one (other tables) are kept."""
+        return [e for e in self.table_files(table)
+                if e.min_unix_t_ns is None or e.max_unix_t_ns is None
+                or (e.min_unix_t_ns <= t1 and e.max_unix_t_ns >= t0)]
 
 
 def _version_name(version: int) -> str:
