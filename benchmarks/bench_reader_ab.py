@@ -61,8 +61,13 @@ def tasks():
         with cls([path]):
             pass
 
+    def batches(cls, path):
+        with cls([path]) as seq:
+            for b in seq.iter_batches(4096):
+                b.sum(dtype="int64")
+
     return [("open", opened), ("get_metadata_arrays(all + unix_t_ns)", meta),
-            ("timestamps()", stamps)]
+            ("timestamps()", stamps), ("iter_batches(4096) pixel sum", batches)]
 
 
 def main() -> None:

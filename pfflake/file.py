@@ -40,8 +40,9 @@ from .header import (
     decode_fixed,
     detect_layout,
     flatten_header,
-    frames_differ,
+    header_kind,
     parse_header,
+    rows_differ,
 )
 from .products import DataProduct, HeaderKind
 from .timestamps import TimeOverflowError, frame_time_fits, frame_times, overflowing_frames
@@ -79,12 +80,31 @@ def header_kind_of(path: str | os.PathLike) -> HeaderKind | None:
         return None
     if not isinstance(header, dict):
         return None
-    if any(
-        k.startswith("quabo_") and k != "quabo_num" and isinstance(v, dict)
-        for k, v in header.items()
-    ):
-        return "module"
-    return "quabo" if "pkt_num" in header else None
+    return header_kind(header)
+
+
+def sample_frames(n: int) -> np.ndarray:
+    """The frames a sampled open checks: first, last and evenly spaced between (sorted)."""
+    if n <= _SAMPLE_FRAMES:
+        return np.arange(n, dtype=np.int64)
+    # as np.linspace(0, n - 1, _SAMPLE_FRAMES) would pick them, in exact integers
+    return np.unique(np.arange(_SAMPLE_FRAMES, dtype=np.int64) * (n - 1) // (_SAMPLE_FRAMES - 1))
+
+
+def sampled_rows_differ(
+    fd: int, frames: np.ndarray, frame_size: int, layout: HeaderLayout
+) -> np.ndarray:
+    """Bool per given frame: a header byte outside the value spans, or the ``*``, is not
+    the template's (:func:`~pfflake.header.rows_differ`); rows read with ``os.pread``."""
+    stride, mask, expect = layout.row_check
+    row = layout.header_size + 1
+    rows = np.zeros((len(frames), stride), dtype=np.uint8)
+    for i, k in enumerate(frames.tolist()):
+        got = os.pread(fd, row, k * frame_size)
+        rows[i, : len(got)] = np.frombuffer(got, dtype=np.uint8)
+    bad = np.empty(len(frames), dtype=bool)
+    rows_differ(rows.view("<u8"), mask, expect, bad)
+    return bad
 
 
 def with_header_kind(product: DataProduct, kind: HeaderKind | None) -> DataProduct:
@@ -157,11 +177,10 @@ class PFFFile:
     ) -> None:
         self.path = Path(path)
         self.strict = strict
-        self.size = self.path.stat().st_size
         #: The product named by the caller; :attr:`product` carries the header kind
         #: of the file's own first header when the two disagree (see header_kind_of).
         self.declared_product = product
-        self.product = with_header_kind(product, header_kind_of(self.path))
+        self.product = product
         self.layout: HeaderLayout | None = None
         self.frame_size: int | None = None
         self.truncated_tail_bytes = 0
@@ -175,8 +194,16 @@ class PFFFile:
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
         self.n_frames = 0
-        if self.size:
-            self._index(full=(verify == "full" or not strict))
+        # One open of the file serves the whole index: its size, the map, the first
+        # header (parsed once, for the header kind and the layout) and the sampled rows.
+        with open(self.path, "rb") as fh:
+            self.size = os.fstat(fh.fileno()).st_size
+            if self.size:
+                self._map_from(fh)
+                first = self._first_header()
+                if first is not None:
+                    self.product = with_header_kind(product, header_kind(first[1]))
+                self._index(fh.fileno(), first, full=(verify == "full" or not strict))
 
     # -- mapping ---------------------------------------------------------------
 
@@ -194,12 +221,15 @@ class PFFFile:
                 # Reopen lazily, like pypff's LRU: closing releases resources, not the object.
                 self._closed = False
             with open(self.path, "rb") as f:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._view = np.frombuffer(self._mm, dtype=np.uint8)
-            if len(self._view) < self.size:
-                self._view = self._mm = None
-                raise TruncatedFrameError("file shrank since it was indexed", path=self.path)
+                self._map_from(f)
         return self._view
+
+    def _map_from(self, f) -> None:
+        self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._view = np.frombuffer(self._mm, dtype=np.uint8)
+        if len(self._view) < self.size:
+            self._view = self._mm = None
+            raise TruncatedFrameError("file shrank since it was indexed", path=self.path)
 
     def close(self) -> None:
         """Drop the memory map. Arrays still viewing it keep it alive until they go."""
@@ -224,25 +254,45 @@ class PFFFile:
 
     # -- indexing --------------------------------------------------------------
 
-    def _index(self, full: bool) -> None:
-        layout = self._detect(0)
+    def _index(self, fd: int, first: tuple[bytes, dict] | None, full: bool) -> None:
+        layout = None
+        if first is not None:
+            with contextlib.suppress(ValueError):
+                layout = detect_layout(first[0], self.product, first[1])
         if layout is None:
             # Frame 0 may be the damaged one: learn the layout from the next frame.
             nxt = self._resync(1)
             cand = self._detect(nxt) if nxt < self.size else None
             if cand is not None and nxt == cand.header_size + 1 + self.product.image_bytes:
                 layout = cand
-        if layout is not None and self._index_fixed(layout, full):
+        if layout is not None and self._index_fixed(fd, layout, full):
             return
         self._index_generic()
 
-    def _detect(self, pos: int) -> HeaderLayout | None:
+    def _header_at(self, pos: int) -> bytes | None:
+        """The header text starting at byte ``pos`` (through its blank line), if one does."""
         data = self._map()
         end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
         if data[pos : pos + 1] != b"{" or end < 0:
             return None
+        return data[pos : end + 2]
+
+    def _first_header(self) -> tuple[bytes, dict] | None:
+        """Frame 0's header text and its parse, or ``None`` if it does not parse."""
+        raw = self._header_at(0)
+        if raw is None:
+            return None
         try:
-            return detect_layout(data[pos : end + 2], self.product)
+            return raw, parse_header(raw)
+        except ValueError:
+            return None
+
+    def _detect(self, pos: int) -> HeaderLayout | None:
+        raw = self._header_at(pos)
+        if raw is None:
+            return None
+        try:
+            return detect_layout(raw, self.product)
         except ValueError:
             return None
 
@@ -250,7 +300,7 @@ class PFFFile:
         self.buffer  # noqa: B018 - opens the map if needed
         return self._mm
 
-    def _index_fixed(self, layout: HeaderLayout, full: bool) -> bool:
+    def _index_fixed(self, fd: int, layout: HeaderLayout, full: bool) -> bool:
         """Adopt the fixed layout if the frames agree with it; False -> generic walk."""
         fs = layout.header_size + 1 + self.product.image_bytes
         n = self.size // fs
@@ -266,15 +316,10 @@ class PFFFile:
                 bad[lo : lo + cnt] = b | overflowing_frames(vals, self.product.header_kind)
                 self.release_pages(lo * fs, (lo + cnt) * fs)
         else:
-            sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_FRAMES)).astype(np.int64))
-            bad_sample = np.zeros(len(sample), dtype=bool)
-            # A fault maps a whole page-cache folio, so release pages group by group:
-            # sampling must not map the whole file at once (peak RSS).
-            step = 16 if self.size >= RELEASE_PAGES_ABOVE else len(sample)  # small: one call
-            for g in range(0, len(sample), step):
-                group = sample[g : g + step]
-                bad_sample[g : g + step] = self._check_frames(group, layout, fs)
-                self.release_pages(int(group[0]) * fs, (int(group[-1]) + 1) * fs)
+            sample = sample_frames(n)
+            # The sampled rows are read with pread, not through the map: a fault maps a
+            # whole page-cache folio (and unmapping it costs again), for ~500 bytes.
+            bad_sample = sampled_rows_differ(fd, sample, fs, layout)
             bad = None
             if bad_sample.any():
                 bad = np.zeros(n, dtype=bool)
@@ -301,10 +346,6 @@ class PFFFile:
         want = np.frombuffer(layout.template[:upto], dtype=np.uint8)
         fixed = ~layout.value_mask[:upto]
         return bool((got[fixed] == want[fixed]).all())
-
-    def _check_frames(self, frames: np.ndarray, layout: HeaderLayout, fs: int) -> np.ndarray:
-        """Bool per frame: header bytes outside values differ from the template, or no '*'."""
-        return frames_differ(self.buffer, frames, fs, layout)
 
     def _fixed_damage(self, layout: HeaderLayout, fs: int, n: int, suspects: np.ndarray) -> None:
         broken = []

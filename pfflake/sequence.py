@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import operator
 import os
 from collections import OrderedDict
@@ -35,7 +36,7 @@ import numpy as np
 from .errors import FileNameError, PFFError, PFFFormatError
 from .file import FileInfo, PFFFile, file_info
 from .header import parse_header
-from .paths import parse_pff_name
+from .paths import PFFName, parse_pff_name
 from .products import DataProduct, get_product
 from .timestamps import TimeOverflowError, frame_times, primary_timing_fields
 
@@ -64,11 +65,14 @@ class SequenceInfo:
         return self.error is None and all(f.ok for f in self.files)
 
 
-def _seqno(path: Path) -> int:
+def _parse_name(path: Path) -> tuple[int, Path, PFFName | PFFError]:
+    """``(seqno, path, parsed name)``; a name that does not parse sorts as seqno 0 and
+    carries its error (raised later unless the caller named the product)."""
     try:
-        return parse_pff_name(path).seqno
-    except PFFError:
-        return 0
+        name = parse_pff_name(path)
+    except PFFError as e:
+        return 0, path, e
+    return name.seqno, path, name
 
 
 class PFFSequence:
@@ -107,17 +111,17 @@ class PFFSequence:
         paths = [Path(p) for p in file_paths]
         if not paths:
             raise ValueError("No files provided.")
-        self.file_paths = sorted(paths, key=_seqno)
+        parsed = sorted((_parse_name(p) for p in paths), key=lambda t: t[0])
+        self.file_paths = [p for _, p, _ in parsed]
         self.strict = strict
         self.max_open_files = max_open_files
         names = []
-        for p in self.file_paths:
-            try:
-                names.append(parse_pff_name(p))
-            except FileNameError:
-                if data_product is None:
-                    raise
-                names.append(None)
+        for _, _, name in parsed:  # each name parsed once: for the seqno order and here
+            if isinstance(name, Exception):
+                if data_product is None or not isinstance(name, FileNameError):
+                    raise name
+                name = None
+            names.append(name)
         streams = {n.stream for n in names if n is not None}
         if len(streams) > 1:
             raise FileNameError(
@@ -145,11 +149,10 @@ class PFFSequence:
             )
         if kinds:
             self.product = next(iter(kinds.values())).product
-        counts = np.array([f.n_frames for f in self._files], dtype=np.int64)
-        self._file_frame_counts = counts.tolist()
-        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._cumulative_frames = self._starts[1:].tolist()
-        self._total_frames = int(self._starts[-1])
+        self._file_frame_counts = [f.n_frames for f in self._files]
+        self._cumulative_frames = list(itertools.accumulate(self._file_frame_counts))
+        self._starts = np.array([0, *self._cumulative_frames], dtype=np.int64)
+        self._total_frames = self._cumulative_frames[-1]
         self._open: OrderedDict[int, None] = OrderedDict()
         self._ts: np.ndarray | None = None
         self._quality: np.ndarray | None = None
