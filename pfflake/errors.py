@@ -126,3 +126,10 @@ class QueryError(LakeError, ValueError):
 
 class FrameNotFoundError(QueryError, LookupError):
     """A requested frame is not committed in the lake (or not within the tolerance)."""
+
+
+class PFFWarning(UserWarning):
+    """Recoverable damage in a PFF file (e.g. a cut-short last frame), and the base of the
+    warnings pfflake issues: ``warnings.simplefilter("error", pfflake.PFFWarning)`` turns
+    every one of them into an error. (Moved here from :mod:`pfflake.file`, which
+    re-exports it.)"""
