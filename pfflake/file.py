@@ -86,7 +86,7 @@ class PFFFile(FileIndexer):
         strict: bool = True,
         verify: str = "sample",
     ) -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.strict = strict
         #: The product named by the caller; :attr:`product` carries the header kind
         #: of the file's own first header when the two disagree (see header_kind_of).

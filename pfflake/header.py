@@ -58,13 +58,13 @@ class HeaderLayout:
         (the mask keeps every byte outside the value spans; padding is not compared)."""
         h = self.header_size
         stride = -(-(h + 1) // 8) * 8
-        fixed = np.zeros(stride, dtype=np.uint8)
-        fixed[:h] = np.where(self.value_mask, 0, 0xFF)
-        fixed[h] = 0xFF  # the '*' image marker
-        expect = np.zeros(stride, dtype=np.uint8)
-        expect[: h + 1] = np.frombuffer(self.template + b"*", dtype=np.uint8)
-        mask = fixed.view("<u8")
-        return stride, mask, expect.view("<u8") & mask
+        # Built with bytes operations: every open builds one (a fresh layout per file).
+        fixed = bytearray(b"\xff" * (h + 1) + bytes(stride - h - 1))  # + the '*' marker
+        for start, end in self.spans.values():
+            fixed[start:end] = bytes(end - start)
+        mask = np.frombuffer(bytes(fixed), dtype="<u8")
+        expect = np.frombuffer(self.template + b"*" + bytes(stride - h - 1), dtype="<u8")
+        return stride, mask, expect & mask
 
 
 def flatten_header(header: dict) -> dict[str, int]:
