@@ -13,6 +13,7 @@
     │   ├── ConfigError(ValueError)          (pfflake.models)
     │   └── EmptyProductError(KeyError)      (pfflake.run)
     ├── ZarrLayoutError(ValueError)  a store or frame range that does not fit the layout
+    ├── TimeOverflowError(ValueError) frame times beyond int64 ns (pfflake.timestamps)
     └── LakeError(RuntimeError)      the lake: ingest, log, queries
         ├── CommitConflict           another writer published the same version first
         └── QueryError(ValueError)   a query the lake cannot answer as asked
@@ -27,9 +28,8 @@ that fits, so callers can catch either the pfflake class or e.g. ``ValueError``
 ``ValueError``, as it was before it joined the tree).
 
 This module imports nothing of pfflake, so every layer can raise from it and
-``import pfflake`` exports the whole tree at no cost. ``TimeOverflowError``
-(pfflake.timestamps) and ``PFFWarning`` (pfflake.file) still live in the reader
-modules; see the issue 13 note.
+``import pfflake`` exports the whole tree at no cost. :class:`PFFWarning`, beside
+the tree, is the base of pfflake's warnings (``pfflake.file`` re-exports it).
 """
 
 from __future__ import annotations
@@ -126,6 +126,26 @@ class QueryError(LakeError, ValueError):
 
 class FrameNotFoundError(QueryError, LookupError):
     """A requested frame is not committed in the lake (or not within the tolerance)."""
+
+
+class TimeOverflowError(PfflakeError, ValueError):
+    """Frame times that do not fit int64 ns; ``rows`` are positions in the input arrays.
+
+    Raised by the vectorised functions of :mod:`pfflake.timestamps` (and re-exported
+    there), which know rows but not files: the reader turns it into a
+    :class:`CorruptHeaderError` naming file, frame and byte offset. ``rows`` is an
+    int64 array, ``detail`` the reason as text.
+    """
+
+    def __init__(self, rows, detail: str) -> None:
+        import numpy as np  # numpy loads with any reader; this module stays import-free
+
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.detail = detail
+        super().__init__(f"frame time does not fit int64 ns since the UNIX epoch ({detail})")
+
+    def __reduce__(self):  # the (rows, detail) constructor is not Exception's (message,)
+        return (type(self), (self.rows, self.detail), dict(self.__dict__))
 
 
 class PFFWarning(UserWarning):

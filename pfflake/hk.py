@@ -51,6 +51,7 @@ __all__ = [
     "HKRecord",
     "SkippedBlock",
     "hk_table",
+    "iter_hk_blocks",
     "iter_hk_records",
     "parse_utc_ns",
     "read_hk",
@@ -204,6 +205,24 @@ def _good_blocks(
         yield block
     if n_skipped:
         logger.warning("%s: skipped %d malformed hk block(s)", path, n_skipped)
+
+
+def iter_hk_blocks(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    skipped: list[SkippedBlock] | None = None,
+    check_time: bool = True,
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """Every well-formed block as parsed, ``{device: {field: value}}``, in file order.
+
+    Field names and values are as written (``TEMP1``, strings): the raw material of
+    :func:`read_hk` and :func:`iter_hk_records`, for readers with their own conversion
+    (pfflake.pypff.io's legacy ``hkpff``). ``strict``/``skipped``: the damage policy of
+    the module docstring; ``check_time=False`` accepts a ``Computer_UTC`` that is not a
+    decimal number (pypff never parsed it).
+    """
+    return _good_blocks(Path(path), strict, skipped, check_time)
 
 
 def _pypff_value(v: Any) -> Any:

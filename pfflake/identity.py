@@ -15,15 +15,14 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .paths import parse_run_name
+from .errors import LakeError
+from .paths import parse_pff_name, parse_run_name
 
 if TYPE_CHECKING:
     from .log import Snapshot
 
 
 def _error(message: str) -> Exception:
-    from .lake import LakeError
-
     return LakeError(message)
 
 
@@ -46,8 +45,6 @@ def run_identity(run) -> dict[str, str]:
             observatory = None
     start = rn.start
     if start is None:
-        from .paths import parse_pff_name
-
         starts = []
         for p in run.run_dir.glob("*.pff"):
             try:

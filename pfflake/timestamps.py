@@ -27,6 +27,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+# Defined in the one error tree (pfflake.errors); the reader modules import it from here.
+from .errors import TimeOverflowError as TimeOverflowError
+
 NS_PER_S = 1_000_000_000
 TAI_MINUS_UTC_S = 37
 
@@ -41,14 +44,6 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SAFE_SEC = 9_000_000_000
 _SAFE_USEC = 10**15
 _SAFE_NSEC = 10**17
-
-
-class TimeOverflowError(ValueError):
-    """Frame times that do not fit int64 ns; ``rows`` are positions in the input arrays."""
-
-    def __init__(self, rows: np.ndarray, detail: str) -> None:
-        self.rows = np.asarray(rows, dtype=np.int64)
-        super().__init__(f"frame time does not fit int64 ns since the UNIX epoch ({detail})")
 
 
 QUALITY_NAMES: dict[int, str] = {

@@ -267,3 +267,29 @@ def test_non_string_values(tmp_path):
         ("S", 7.0, "  7 "),
     ]
     assert {r["unix_t_ns"] for r in rows} == {5_500_000_000}
+
+
+@pytest.mark.parametrize("path", HK_FILES, ids=lambda p: p.parent.name)
+def test_iter_hk_blocks_is_the_file_as_written(path):
+    """The public block iterator (pfflake.pypff.io's hkpff reads through it): raw names
+    (TEMP1, not DET_TEMP) and raw string values, block by block, as a naive parse."""
+    from pfflake.hk import iter_hk_blocks
+
+    with pytest.warns(PFFWarning, match="cut short"):  # both samples end mid-block
+        blocks = list(iter_hk_blocks(path))
+    got = [(dev, fields) for block in blocks for dev, fields in block.items()]
+    assert got == naive_hk(path)
+
+
+def test_iter_hk_blocks_damage_policy(damaged):
+    from pfflake.hk import iter_hk_blocks
+
+    with pytest.raises(CorruptHeaderError):
+        list(iter_hk_blocks(damaged))
+    skipped: list[SkippedBlock] = []
+    lenient = list(iter_hk_blocks(damaged, strict=False, skipped=skipped))
+    assert lenient == [json.loads(b) for b in (GOOD_1, GOOD_2, GOOD_3)]
+    assert [s.index for s in skipped] == [1, 3, 4, 5]
+    # pypff's way: a Computer_UTC that is not a number is not a reason to drop the block
+    legacy = list(iter_hk_blocks(damaged, strict=False, check_time=False))
+    assert legacy == [json.loads(b) for b in (GOOD_1, GOOD_2, BAD_UTC, GOOD_3)]

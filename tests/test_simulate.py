@@ -290,3 +290,44 @@ def test_simulated_configs_validate(tmp_path):
         logging.getLogger("pfflake").removeHandler(handler)
     assert {"data_config", "obs_config", "daq_config"} <= set(configs)
     assert not [r for r in records if r.levelno >= logging.WARNING]
+
+
+def test_the_simulate_package_keeps_every_old_name():
+    """pfflake.simulate was one module until issue 13; what it showed is still there, the
+    same objects (tests import QUALITY_* from it, docs/SCALING.md fixed_layout)."""
+    import importlib
+
+    import pfflake.simulate as sim
+    from pfflake import paths, products, timestamps, writer
+
+    old = {
+        "DEFAULT_START": "truth", "SIM_SECRETS": "truth", "BrightEvent": "truth",
+        "SimulatedStream": "truth", "SimulatedRun": "truth", "write_stream": "write",
+        "simulate_run": "write", "make_big_stream": "write",
+    }
+    for name, home in old.items():
+        defined = importlib.import_module(f"pfflake.simulate.{home}")
+        assert getattr(sim, name) is getattr(defined, name), name
+    for module, names in [
+        (paths, ["HK_FILE_NAME", "format_pff_name", "format_run_name"]),
+        (products, ["DataProduct", "get_product"]),
+        (timestamps, ["NS_PER_S", "QUALITY_DESYNC", "QUALITY_NO_WR", "QUALITY_OK",
+                      "QUALITY_QUABO_MISSING"]),
+        (writer, ["PFFWriter", "fixed_layout", "write_hk"]),
+    ]:
+        for name in names:
+            assert getattr(sim, name) is getattr(module, name), name
+    assert callable(sim.main)
+
+
+def test_python_dash_m_simulate_writes_a_stream(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pfflake.simulate", str(tmp_path), "--size-gb", "0.0001"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    files = list(tmp_path.glob("*.pff"))
+    assert len(files) == 1 and files[0].stat().st_size > 90_000
+    assert str(files[0]) in out.stdout and "frames" in out.stdout

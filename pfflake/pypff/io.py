@@ -103,9 +103,9 @@ class hkpff:
         ``TEMP1`` becomes ``DET_TEMP`` and ``TEMP2`` ``FPGA_TEMP``. Blocks that do
         not parse are skipped (a cut-short last block is dropped with a warning).
         """
-        from ..hk import _good_blocks
+        from ..hk import iter_hk_blocks  # hk loads pyarrow; `import pypff.io` stays light
 
-        for block in _good_blocks(Path(self.fn), strict=False, skipped=None, check_time=False):
+        for block in iter_hk_blocks(self.fn, strict=False, check_time=False):
             for device, fields in block.items():
                 target = self.hk_info.setdefault(device, {_HK_NAMES.get(k, k): [] for k in fields})
                 for k, v in fields.items():

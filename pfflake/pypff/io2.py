@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..hk import read_hk
-from ..models import FrameConfig, ModuleHeader, QuaboHeader
+from ..models import FrameConfig, ModuleHeader, QuaboConfig, QuaboHeader
 from ..run import PanosetiRun
 from ..sequence import PFFSequence
 from .utils import extract_seqno, parse_filename
@@ -48,8 +48,6 @@ class qconfig:
     """
 
     def __init__(self, fn: str) -> None:
-        from ..models import QuaboConfig
-
         self.config: dict[str, Any] = {}
         files = glob(fn)
         if not files:

@@ -1,0 +1,5 @@
+"""``python -m pfflake.simulate OUT_DIR [--product P] [--size-gb G]``."""
+
+from . import main
+
+main()
