@@ -6,6 +6,9 @@ Run:  uv run --group bench python benchmarks/bench_reader_ab.py --against 5ba272
 A shared machine's load moves both readers alike when their runs alternate in
 one process, so the median of the per-run ratios (other revision / this
 checkout) is a steadier figure than two benchmark runs at different times.
+Wall and CPU time (``process_time``, which counts both decode threads) are
+printed: when the host is oversubscribed, wall time is 2-3x CPU time and the
+CPU ratio is the steadier one.
 The other revision's ``pfflake`` package is exported with ``git archive`` into
 a temporary directory and imported under another name. Files: the public
 example run (``_pypff_sdist.py``), plus simulated GB-scale streams when
@@ -61,8 +64,13 @@ def tasks():
         with cls([path]):
             pass
 
+    def batches(cls, path):
+        with cls([path]) as seq:
+            for b in seq.iter_batches(4096):
+                b.sum(dtype="int64")
+
     return [("open", opened), ("get_metadata_arrays(all + unix_t_ns)", meta),
-            ("timestamps()", stamps)]
+            ("timestamps()", stamps), ("iter_batches(4096) pixel sum", batches)]
 
 
 def main() -> None:
@@ -99,16 +107,27 @@ def main() -> None:
         for path in files:
             print(f"\n{path.name} ({path.stat().st_size / 1e6:,.1f} MB)")
             for label, fn in tasks():
-                a, b = [], []
-                for _ in range(args.runs):
-                    for cls, out in ((theirs, a), (ours, b)):
+                # wall and CPU (process_time: both decode threads) per run; the order
+                # alternates within each pair, so neither side always runs second
+                wall: dict[bool, list[float]] = {False: [], True: []}
+                cpu: dict[bool, list[float]] = {False: [], True: []}
+                for r in range(args.runs):
+                    for here in ((False, True) if r % 2 == 0 else (True, False)):
                         gc.collect()
-                        t = time.perf_counter()
-                        fn(cls, path)
-                        out.append(time.perf_counter() - t)
-                ratio = statistics.median(x / y for x, y in zip(a, b, strict=True))
-                print(f"  {label:38s} {args.against} {statistics.median(a) * 1e3:9.2f} ms"
-                      f"  here {statistics.median(b) * 1e3:9.2f} ms  {ratio:5.2f}x")
+                        t, c = time.perf_counter(), time.process_time()
+                        fn(ours if here else theirs, path)
+                        wall[here].append(time.perf_counter() - t)
+                        cpu[here].append(time.process_time() - c)
+
+                def ratio(xs):
+                    return statistics.median(
+                        x / y for x, y in zip(xs[False], xs[True], strict=True)
+                    )
+
+                print(f"  {label:38s} {args.against} {statistics.median(wall[False]) * 1e3:9.2f} ms"
+                      f"  here {statistics.median(wall[True]) * 1e3:9.2f} ms  {ratio(wall):5.2f}x"
+                      f"  (CPU {statistics.median(cpu[False]) * 1e3:7.2f} /"
+                      f" {statistics.median(cpu[True]) * 1e3:7.2f} ms {ratio(cpu):5.2f}x)")
     print(f"\nload after: {os.getloadavg()[0]:.2f}")
 
 

@@ -28,8 +28,8 @@ that fits, so callers can catch either the pfflake class or e.g. ``ValueError``
 ``ValueError``, as it was before it joined the tree).
 
 This module imports nothing of pfflake, so every layer can raise from it and
-``import pfflake`` exports the whole tree at no cost. ``PFFWarning``
-(pfflake.file) still lives in the reader module; see the issue 13 note.
+``import pfflake`` exports the whole tree at no cost. :class:`PFFWarning`, beside
+the tree, is the base of pfflake's warnings (``pfflake.file`` re-exports it).
 """
 
 from __future__ import annotations
@@ -146,3 +146,10 @@ class TimeOverflowError(PfflakeError, ValueError):
 
     def __reduce__(self):  # the (rows, detail) constructor is not Exception's (message,)
         return (type(self), (self.rows, self.detail), dict(self.__dict__))
+
+
+class PFFWarning(UserWarning):
+    """Recoverable damage in a PFF file (e.g. a cut-short last frame), and the base of the
+    warnings pfflake issues: ``warnings.simplefilter("error", pfflake.PFFWarning)`` turns
+    every one of them into an error. (Moved here from :mod:`pfflake.file`, which
+    re-exports it.)"""

@@ -21,115 +21,46 @@ so :meth:`PFFFile.close` never invalidates them (pypff can crash here).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 import mmap
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptFrameError, CorruptHeaderError, PFFError, TruncatedFrameError
+from .errors import (
+    CorruptFrameError,
+    CorruptHeaderError,
+    PFFError,
+    PFFWarning,
+    TruncatedFrameError,
+)
+from .file_index import (
+    WINDOW_FRAMES,
+    FileIndexer,
+    header_kind_of,
+    sample_frames,
+    sampled_rows_differ,
+    with_header_kind,
+)
 from .header import (
     DecodePlan,
     HeaderLayout,
     check_delimiters,
-    check_fields,
     decode_fixed,
-    detect_layout,
     flatten_header,
-    frames_differ,
+    header_kind,
     parse_header,
 )
-from .products import DataProduct, HeaderKind
-from .timestamps import TimeOverflowError, frame_time_fits, frame_times, overflowing_frames
+from .products import DataProduct
+from .reader_info import Damage, FileInfo, no_frames_reason
+from .timestamps import TimeOverflowError, frame_times
 
-logger = logging.getLogger(__name__)
-
-#: Frames decoded per window: bounds temporaries and lets big files drop pages behind.
-WINDOW_FRAMES = 32_768
 #: Files larger than this release mapped pages behind a sequential pass (bounded RSS).
 RELEASE_PAGES_ABOVE = 64 * 1024 * 1024
-_SAMPLE_FRAMES = 32
-_MAX_HEADER = 64 * 1024
 
 
-def header_kind_of(path: str | os.PathLike) -> HeaderKind | None:
-    """``"module"`` or ``"quabo"``, from the file's first header; ``None`` if it does not parse.
-
-    The header kind is the file's fact, not the product's: a module header holds
-    ``quabo_<n>`` objects, a single-quabo header holds the packet fields itself.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-            end = head.find(b"\n\n")
-            if end < 0:
-                head += f.read(_MAX_HEADER - len(head))
-                end = head.find(b"\n\n")
-    except OSError:
-        return None
-    if not head.startswith(b"{") or end < 0:
-        return None
-    try:
-        header = parse_header(head[: end + 2])
-    except ValueError:
-        return None
-    if not isinstance(header, dict):
-        return None
-    if any(
-        k.startswith("quabo_") and k != "quabo_num" and isinstance(v, dict)
-        for k, v in header.items()
-    ):
-        return "module"
-    return "quabo" if "pkt_num" in header else None
-
-
-def with_header_kind(product: DataProduct, kind: HeaderKind | None) -> DataProduct:
-    """``product`` with header kind ``kind`` (unchanged when ``kind`` is None or the same)."""
-    if kind is None or kind == product.header_kind:
-        return product
-    return dataclasses.replace(product, header_kind=kind)
-
-
-class PFFWarning(UserWarning):
-    """Recoverable damage in a PFF file (e.g. a cut-short last frame)."""
-
-
-@dataclass(frozen=True)
-class Damage:
-    """One stretch of a file that holds no intact frame."""
-
-    offset: int
-    length: int
-    frame: int | None
-    reason: str
-
-
-@dataclass
-class FileInfo:
-    """What :meth:`PFFFile.info` found; built without raising."""
-
-    path: Path
-    size: int
-    frames: int = 0
-    layout: str = "unknown"
-    frame_size: int | None = None
-    header_size: int | None = None
-    truncated_tail_bytes: int = 0
-    damage: list[Damage] = field(default_factory=list)
-    error: str | None = None
-    #: set when the file's header kind is not its product's usual one (read as the file has it)
-    header_note: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.damage and not self.truncated_tail_bytes
-
-
-class PFFFile:
+class PFFFile(FileIndexer):
     """Index of one PFF data file of a known data product.
 
     Parameters
@@ -155,13 +86,12 @@ class PFFFile:
         strict: bool = True,
         verify: str = "sample",
     ) -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.strict = strict
-        self.size = self.path.stat().st_size
         #: The product named by the caller; :attr:`product` carries the header kind
         #: of the file's own first header when the two disagree (see header_kind_of).
         self.declared_product = product
-        self.product = with_header_kind(product, header_kind_of(self.path))
+        self.product = product
         self.layout: HeaderLayout | None = None
         self.frame_size: int | None = None
         self.truncated_tail_bytes = 0
@@ -175,8 +105,16 @@ class PFFFile:
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
         self.n_frames = 0
-        if self.size:
-            self._index(full=(verify == "full" or not strict))
+        # One open of the file serves the whole index: its size, the map, the first
+        # header (parsed once, for the header kind and the layout) and the sampled rows.
+        with open(self.path, "rb") as fh:
+            self.size = os.fstat(fh.fileno()).st_size
+            if self.size:
+                self._map_from(fh)
+                first = self._first_header()
+                if first is not None:
+                    self.product = with_header_kind(product, header_kind(first[1]))
+                self._index(fh.fileno(), first, full=(verify == "full" or not strict))
 
     # -- mapping ---------------------------------------------------------------
 
@@ -194,12 +132,15 @@ class PFFFile:
                 # Reopen lazily, like pypff's LRU: closing releases resources, not the object.
                 self._closed = False
             with open(self.path, "rb") as f:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._view = np.frombuffer(self._mm, dtype=np.uint8)
-            if len(self._view) < self.size:
-                self._view = self._mm = None
-                raise TruncatedFrameError("file shrank since it was indexed", path=self.path)
+                self._map_from(f)
         return self._view
+
+    def _map_from(self, f) -> None:
+        self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._view = np.frombuffer(self._mm, dtype=np.uint8)
+        if len(self._view) < self.size:
+            self._view = self._mm = None
+            raise TruncatedFrameError("file shrank since it was indexed", path=self.path)
 
     def close(self) -> None:
         """Drop the memory map. Arrays still viewing it keep it alive until they go."""
@@ -221,207 +162,6 @@ class PFFFile:
         if hi > lo:
             with contextlib.suppress(OSError, ValueError, AttributeError):  # non-Linux
                 self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-
-    # -- indexing --------------------------------------------------------------
-
-    def _index(self, full: bool) -> None:
-        layout = self._detect(0)
-        if layout is None:
-            # Frame 0 may be the damaged one: learn the layout from the next frame.
-            nxt = self._resync(1)
-            cand = self._detect(nxt) if nxt < self.size else None
-            if cand is not None and nxt == cand.header_size + 1 + self.product.image_bytes:
-                layout = cand
-        if layout is not None and self._index_fixed(layout, full):
-            return
-        self._index_generic()
-
-    def _detect(self, pos: int) -> HeaderLayout | None:
-        data = self._map()
-        end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
-        if data[pos : pos + 1] != b"{" or end < 0:
-            return None
-        try:
-            return detect_layout(data[pos : end + 2], self.product)
-        except ValueError:
-            return None
-
-    def _map(self) -> mmap.mmap:
-        self.buffer  # noqa: B018 - opens the map if needed
-        return self._mm
-
-    def _index_fixed(self, layout: HeaderLayout, full: bool) -> bool:
-        """Adopt the fixed layout if the frames agree with it; False -> generic walk."""
-        fs = layout.header_size + 1 + self.product.image_bytes
-        n = self.size // fs
-        if n == 0:
-            return False
-        buf = self.buffer
-        if full:
-            bad = np.zeros(n, dtype=bool)
-            for lo in range(0, n, WINDOW_FRAMES):
-                cnt = min(WINDOW_FRAMES, n - lo)
-                vals, b = decode_fixed(buf, lo * fs, cnt, fs, layout, list(layout.spans))
-                # b: a value, or a byte outside the values (template, '*'), is not as laid out
-                bad[lo : lo + cnt] = b | overflowing_frames(vals, self.product.header_kind)
-                self.release_pages(lo * fs, (lo + cnt) * fs)
-        else:
-            sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_FRAMES)).astype(np.int64))
-            bad_sample = np.zeros(len(sample), dtype=bool)
-            # A fault maps a whole page-cache folio, so release pages group by group:
-            # sampling must not map the whole file at once (peak RSS).
-            step = 16 if self.size >= RELEASE_PAGES_ABOVE else len(sample)  # small: one call
-            for g in range(0, len(sample), step):
-                group = sample[g : g + step]
-                bad_sample[g : g + step] = self._check_frames(group, layout, fs)
-                self.release_pages(int(group[0]) * fs, (int(group[-1]) + 1) * fs)
-            bad = None
-            if bad_sample.any():
-                bad = np.zeros(n, dtype=bool)
-                bad[sample] = bad_sample
-        if bad is not None and bad.any():
-            # Frames whose header is only unusual (e.g. a negative value) still parse;
-            # a frame that moved the boundaries means the layout is not fixed.
-            for k in np.flatnonzero(bad):
-                if check_delimiters(buf, int(k) * fs, 1, fs, layout)[0]:
-                    return False
-            self._fixed_damage(layout, fs, n, np.flatnonzero(bad))
-        tail = self.size - n * fs
-        if tail and not self._tail_fits(layout, n * fs, tail):
-            return False  # frames are not all fs bytes long (e.g. a compact writer)
-        self.layout, self.frame_size = layout, fs
-        self.n_frames = n if self._keep is None else len(self._keep)
-        self._note_tail(n * fs)
-        return True
-
-    def _tail_fits(self, layout: HeaderLayout, start: int, length: int) -> bool:
-        """Do the bytes after the last whole frame match the start of the header template?"""
-        upto = min(length, layout.header_size)
-        got = self.buffer[start : start + upto]
-        want = np.frombuffer(layout.template[:upto], dtype=np.uint8)
-        fixed = ~layout.value_mask[:upto]
-        return bool((got[fixed] == want[fixed]).all())
-
-    def _check_frames(self, frames: np.ndarray, layout: HeaderLayout, fs: int) -> np.ndarray:
-        """Bool per frame: header bytes outside values differ from the template, or no '*'."""
-        return frames_differ(self.buffer, frames, fs, layout)
-
-    def _fixed_damage(self, layout: HeaderLayout, fs: int, n: int, suspects: np.ndarray) -> None:
-        broken = []
-        for k in suspects:
-            k = int(k)
-            try:
-                self._parse_fixed_frame(k * fs, layout, k)
-            except CorruptHeaderError as e:
-                if self.strict:
-                    raise
-                broken.append(k)
-                self.damage.append(Damage(k * fs, fs, k, e.reason))
-        if broken:
-            self._keep = np.setdiff1d(np.arange(n, dtype=np.int64), broken)
-            logger.warning("%s: skipped %d damaged frame(s)", self.path, len(broken))
-
-    def _parse_fixed_frame(self, offset: int, layout: HeaderLayout, frame: int) -> dict[str, int]:
-        raw = bytes(self.buffer[offset : offset + layout.header_size])
-        try:
-            flat = flatten_header(parse_header(raw))
-            self._check_fields(flat)
-        except ValueError as e:
-            raise CorruptHeaderError(
-                f"header does not parse: {e}", path=self.path, frame=frame, offset=offset
-            ) from None
-        return flat
-
-    def _check_fields(self, flat: dict[str, int]) -> None:
-        """Required fields present and in range, and the frame time fits int64 ns."""
-        check_fields(flat, self.product)
-        if not frame_time_fits(flat, self.product.header_kind):
-            raise ValueError("frame time does not fit int64 ns since the UNIX epoch")
-
-    def _index_generic(self) -> None:
-        """Walk the blocks one by one; every header is parsed as JSON (slow, exact)."""
-        buf = self.buffer
-        data = self._map()
-        img = self.product.image_bytes
-        offsets: list[int] = []
-        images: list[int] = []
-        rows: list[dict[str, int]] = []
-        pos = 0
-        frame = -1
-        while pos < self.size:
-            frame += 1
-            problem = None
-            end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
-            if data[pos : pos + 1] != b"{":
-                problem = "no header starts here (expected '{')"
-            elif end < 0:
-                if self.size - pos < _MAX_HEADER and data.find(b"\n\n", pos) < 0:
-                    self._note_tail(pos)
-                    break
-                problem = "header has no end (no blank line)"
-            else:
-                star = end + 2
-                if star + 1 + img > self.size and (star >= self.size or buf[star] == ord("*")):
-                    self._note_tail(pos)
-                    break
-                if buf[star] != ord("*"):
-                    problem = "no '*' image marker after the header"
-                else:
-                    try:
-                        flat = flatten_header(parse_header(bytes(buf[pos:star])))
-                        self._check_fields(flat)
-                    except ValueError as e:
-                        problem = f"header does not parse: {e}"
-            if problem is None:
-                offsets.append(pos)
-                images.append(star + 1)
-                rows.append(flat)
-                pos = star + 1 + img
-                continue
-            if self.strict:
-                cls = CorruptHeaderError if "parse" in problem else CorruptFrameError
-                raise cls(problem, path=self.path, frame=frame, offset=pos)
-            nxt = self._resync(pos + 1)
-            self.damage.append(Damage(pos, nxt - pos, frame, problem))
-            pos = nxt
-        self._offsets = np.asarray(offsets, dtype=np.int64)
-        self._img_offsets = np.asarray(images, dtype=np.int64)
-        keys = self.product.header_fields
-        self._meta = {  # only the product's fields: other keys may hold any JSON number
-            k: np.fromiter((r[k] for r in rows), dtype=np.int64, count=len(rows)) for k in keys
-        }
-        self.n_frames = len(offsets)
-        if self.damage:
-            logger.warning("%s: skipped %d damaged stretch(es)", self.path, len(self.damage))
-
-    def _resync(self, pos: int) -> int:
-        """Next offset where a whole, parseable frame starts (or end of file)."""
-        data = self._map()
-        img = self.product.image_bytes
-        while True:
-            pos = data.find(b"{", pos)
-            if pos < 0:
-                return self.size
-            end = data.find(b"\n\n", pos, min(self.size, pos + _MAX_HEADER))
-            if end > 0 and end + 2 < self.size and data[end + 2] == ord("*"):
-                try:
-                    self._check_fields(flatten_header(parse_header(data[pos : end + 2])))
-                    if end + 3 + img <= self.size:
-                        return pos
-                except ValueError:
-                    pass
-            pos += 1
-
-    def _note_tail(self, whole_end: int) -> None:
-        tail = self.size - whole_end
-        if tail > 0:
-            self.truncated_tail_bytes = tail
-            msg = (
-                f"{self.path}: last frame cut short at byte offset {whole_end} "
-                f"({tail} bytes); dropped"
-            )
-            warnings.warn(msg, PFFWarning, stacklevel=4)
-            logger.warning(msg)
 
     # -- access ----------------------------------------------------------------
 
@@ -679,14 +419,6 @@ class PFFFile:
         return state
 
 
-def no_frames_reason(info: FileInfo) -> str:
-    """Why a file holds no frame: empty, shorter than one frame, or not PFF data at all."""
-    if info.size == 0:
-        return "empty file (0 bytes)"
-    if info.truncated_tail_bytes >= info.size:
-        return f"holds no whole frame: {info.size} bytes, cut short inside frame 0"
-    return f"not a PFF file: no frame header ('{{' ... blank line ... '*') in its {info.size} bytes"
-
 
 def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
     """Report on one file without raising: damage is listed, a fatal problem goes in ``error``."""
@@ -705,3 +437,20 @@ def file_info(path: str | os.PathLike, product: DataProduct) -> FileInfo:
     except (PFFError, OSError, ValueError) as e:
         size = path.stat().st_size if path.exists() else 0
         return FileInfo(path=path, size=size, error=str(e))
+
+
+
+__all__ = [
+    "RELEASE_PAGES_ABOVE",
+    "WINDOW_FRAMES",
+    "Damage",
+    "FileInfo",
+    "PFFFile",
+    "PFFWarning",
+    "file_info",
+    "header_kind_of",
+    "no_frames_reason",
+    "sample_frames",
+    "sampled_rows_differ",
+    "with_header_kind",
+]

@@ -58,13 +58,13 @@ class HeaderLayout:
         (the mask keeps every byte outside the value spans; padding is not compared)."""
         h = self.header_size
         stride = -(-(h + 1) // 8) * 8
-        fixed = np.zeros(stride, dtype=np.uint8)
-        fixed[:h] = np.where(self.value_mask, 0, 0xFF)
-        fixed[h] = 0xFF  # the '*' image marker
-        expect = np.zeros(stride, dtype=np.uint8)
-        expect[: h + 1] = np.frombuffer(self.template + b"*", dtype=np.uint8)
-        mask = fixed.view("<u8")
-        return stride, mask, expect.view("<u8") & mask
+        # Built with bytes operations: every open builds one (a fresh layout per file).
+        fixed = bytearray(b"\xff" * (h + 1) + bytes(stride - h - 1))  # + the '*' marker
+        for start, end in self.spans.values():
+            fixed[start:end] = bytes(end - start)
+        mask = np.frombuffer(bytes(fixed), dtype="<u8")
+        expect = np.frombuffer(self.template + b"*" + bytes(stride - h - 1), dtype="<u8")
+        return stride, mask, expect & mask
 
 
 def flatten_header(header: dict) -> dict[str, int]:
@@ -113,6 +113,20 @@ def parse_header(raw: bytes) -> dict:
     return header
 
 
+def header_kind(header: dict) -> str | None:
+    """``"module"`` or ``"quabo"`` from one parsed header (``None``: neither).
+
+    A module header holds ``quabo_<n>`` objects, a single-quabo header holds
+    the packet fields itself.
+    """
+    if any(
+        k.startswith("quabo_") and k != "quabo_num" and isinstance(v, dict)
+        for k, v in header.items()
+    ):
+        return "module"
+    return "quabo" if "pkt_num" in header else None
+
+
 def check_fields(flat: dict[str, int], product: DataProduct) -> None:
     """Raise ``ValueError`` if a header lacks a field the product requires."""
     missing = [k for k in product.header_fields if k not in flat]
@@ -123,15 +137,20 @@ def check_fields(flat: dict[str, int], product: DataProduct) -> None:
         raise ValueError(f"header field(s) {', '.join(wide)} outside the int64 range")
 
 
-def detect_layout(header: bytes, product: DataProduct) -> HeaderLayout | None:
+def detect_layout(
+    header: bytes, product: DataProduct, parsed: dict | None = None
+) -> HeaderLayout | None:
     """Find the value spans of a fixed-width header (``header`` ends with ``\\n\\n``).
 
     Returns ``None`` when the header cannot serve as a template for the fast
     path (a value not a plain integer, a span too close to the frame start
     for a 16-byte word, a field found twice): readers then parse every frame
     as JSON. Raises ``ValueError`` when the header itself is not valid.
+    ``parsed``: ``parse_header(header)`` when the caller has it already (the
+    open parses the first header once, for its header kind and its layout).
     """
-    parsed = parse_header(header)
+    if parsed is None:
+        parsed = parse_header(header)
     flat = flatten_header(parsed)
     check_fields(flat, product)
     quabos = [(m.start(), m[1].decode()) for m in _QUABO_RE.finditer(header)]
@@ -164,10 +183,6 @@ _CACHE_BYTES = 1280 << 10  # rows + word matrices of one window: about L2 (1 MiB
 _MIN_WINDOW, _MAX_WINDOW = 256, 4096  # frames per window
 _RELEASE_BYTES = 32 << 20  # input bytes between ``done`` callbacks
 _PARALLEL_ABOVE = 4_096  # frames; fewer: the second thread costs more than it saves
-
-
-def _word(data: bytes) -> int:
-    return int.from_bytes(data, "little")
 
 
 _U = np.uint64
@@ -244,14 +259,15 @@ class DecodePlan:
         words = [(spans[k][1] - 8, spans[k]) for k in self.order]
         words += [(spans[k][1] - 16, spans[k]) for k in wide]
         self.offsets = [off for off, _ in words]
-        keep, flip = [], []
-        for off, (start, end) in words:
-            inside = [start <= off + b < end for b in range(8)]
-            keep.append(_word(bytes(0xFF if i else 0 for i in inside)))
-            # digits flip to 0..9 and spaces to 0x10; bytes outside the field act as spaces
-            flip.append(_word(bytes(0x30 if i else 0x10 for i in inside)))
-        self.keep = np.array(keep, dtype=np.uint64)[:, None]
-        self.flip = np.array(flip, dtype=np.uint64)[:, None]
+        # Per word, which of its 8 bytes lie inside its field (one array op, not a loop:
+        # every open builds the plans it decodes with).
+        geo = np.array([(off, start, end) for off, (start, end) in words], dtype=np.int64)
+        geo = geo.reshape(-1, 3)
+        at = geo[:, :1] + np.arange(8)
+        inside = (geo[:, 1:2] <= at) & (at < geo[:, 2:3])
+        self.keep = np.where(inside, 0xFF, 0).astype(np.uint8).view("<u8")
+        # digits flip to 0..9 and spaces to 0x10; bytes outside the field act as spaces
+        self.flip = np.where(inside, 0x30, 0x10).astype(np.uint8).view("<u8")
         _, self.row_mask, self.row_expect = layout.row_check
         per_frame = self.stride + 8 * 3 * max(len(words), 1)  # rows + three word matrices
         fit = _CACHE_BYTES // per_frame

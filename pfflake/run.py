@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PFFError
+from .file import no_frames_reason
 from .paths import HK_FILE_NAME, RunName, parse_pff_name, parse_run_name
 from .sequence import PFFSequence, SequenceInfo, sequence_info
 
@@ -98,8 +99,6 @@ class PanosetiRun:
             if len(seq):
                 self.products[stream] = seq
             else:
-                from .file import no_frames_reason
-
                 why = [f"file {f.path}: {no_frames_reason(f)}" for f in seq.info().files]
                 self.empty_products[stream] = "; ".join(why) or "no frames"
                 seq.close()

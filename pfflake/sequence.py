@@ -22,56 +22,38 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import operator
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import FileNameError, PFFError, PFFFormatError
-from .file import FileInfo, PFFFile, file_info
+from .file import PFFFile, file_info
 from .header import parse_header
-from .paths import parse_pff_name
+from .paths import PFFName, parse_pff_name
 from .products import DataProduct, get_product
-from .timestamps import TimeOverflowError, frame_times, primary_timing_fields
-
-UNIX_T_NS = "unix_t_ns"
-_RELEASE_BYTES = 32 * 1024 * 1024  # streaming releases mapped pages behind it in steps of this
-TIME_QUALITY = "time_quality"
-_VIRTUAL = (UNIX_T_NS, TIME_QUALITY)
+from .reader_info import FileInfo, SequenceInfo
+from .sequence_meta import TIME_QUALITY, UNIX_T_NS, SequenceMetadata
+from .sequence_stream import SequenceStreaming
+from .timestamps import QUALITY_NAMES
 
 
-@dataclass
-class SequenceInfo:
-    """Summary of a sequence; built without raising."""
-
-    name: str
-    data_product: str | None
-    module: int | None
-    frames: int
-    files: list[FileInfo] = field(default_factory=list)
-    first_unix_t_ns: int | None = None
-    last_unix_t_ns: int | None = None
-    quality_counts: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(f.ok for f in self.files)
-
-
-def _seqno(path: Path) -> int:
+def _parse_name(path: Path) -> tuple[int, Path, PFFName | PFFError]:
+    """``(seqno, path, parsed name)``; a name that does not parse sorts as seqno 0 and
+    carries its error (raised later unless the caller named the product)."""
     try:
-        return parse_pff_name(path).seqno
-    except PFFError:
-        return 0
+        name = parse_pff_name(path)
+    except PFFError as e:
+        return 0, path, e
+    return name.seqno, path, name
 
 
-class PFFSequence:
+class PFFSequence(SequenceMetadata, SequenceStreaming):
     """Time-ordered frames of one data product and module, across seqno files.
 
     Parameters
@@ -107,17 +89,17 @@ class PFFSequence:
         paths = [Path(p) for p in file_paths]
         if not paths:
             raise ValueError("No files provided.")
-        self.file_paths = sorted(paths, key=_seqno)
+        parsed = sorted((_parse_name(p) for p in paths), key=lambda t: t[0])
+        self.file_paths = [p for _, p, _ in parsed]
         self.strict = strict
         self.max_open_files = max_open_files
         names = []
-        for p in self.file_paths:
-            try:
-                names.append(parse_pff_name(p))
-            except FileNameError:
-                if data_product is None:
-                    raise
-                names.append(None)
+        for _, _, name in parsed:  # each name parsed once: for the seqno order and here
+            if isinstance(name, Exception):
+                if data_product is None or not isinstance(name, FileNameError):
+                    raise name
+                name = None
+            names.append(name)
         streams = {n.stream for n in names if n is not None}
         if len(streams) > 1:
             raise FileNameError(
@@ -145,11 +127,10 @@ class PFFSequence:
             )
         if kinds:
             self.product = next(iter(kinds.values())).product
-        counts = np.array([f.n_frames for f in self._files], dtype=np.int64)
-        self._file_frame_counts = counts.tolist()
-        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._cumulative_frames = self._starts[1:].tolist()
-        self._total_frames = int(self._starts[-1])
+        self._file_frame_counts = [f.n_frames for f in self._files]
+        self._cumulative_frames = list(itertools.accumulate(self._file_frame_counts))
+        self._starts = np.array([0, *self._cumulative_frames], dtype=np.int64)
+        self._total_frames = self._cumulative_frames[-1]
         self._open: OrderedDict[int, None] = OrderedDict()
         self._ts: np.ndarray | None = None
         self._quality: np.ndarray | None = None
@@ -171,7 +152,7 @@ class PFFSequence:
     @property
     def frame_config(self):
         """pypff's ``FrameConfig`` for the first file with a fixed layout (else ``None``)."""
-        from .models import FrameConfig
+        from .models import FrameConfig  # lazy: keeps pydantic out of `import pfflake`
 
         f = next((f for f in self._files if f.layout is not None), None)
         if f is None:
@@ -325,250 +306,6 @@ class PFFSequence:
             if hi > lo:
                 yield f, lo - s, hi - s
 
-    # -- streaming --------------------------------------------------------------
-
-    def iter_batches(
-        self,
-        size: int = 256,
-        *,
-        with_headers: bool = False,
-        with_timestamps: bool = False,
-    ) -> Iterator[Any]:
-        """Yield frames in order, ``size`` at a time, as ``(n, H, W)`` arrays.
-
-        A batch never spans two files, so the last batch of each file can be
-        shorter; batches are zero-copy read-only views of the memory map
-        (copies for damaged or irregular files). With ``with_headers`` yields
-        ``(images, {field: int64 array})``, with ``with_timestamps``
-        ``(images, unix_t_ns)``, with both ``(images, headers, unix_t_ns)``.
-        Memory stays bounded: pages behind the cursor are released.
-        """
-        if size < 1:
-            raise ValueError("batch size must be >= 1")
-        for f in range(len(self._files)):
-            yield from self._iter_file(
-                f, 0, self._file_frame_counts[f], size, with_headers, with_timestamps
-            )
-
-    def _iter_file(
-        self, f: int, lo: int, hi: int, size: int, with_headers: bool, with_timestamps: bool
-    ) -> Iterator[Any]:
-        keys = list(self.product.header_fields) if with_headers else []
-        kind = self.product.header_kind
-        if with_timestamps:
-            keys += [k for k in primary_timing_fields(kind) if k not in keys]
-        released = lo
-        for start in range(lo, hi, size):
-            pf = self._file(f)
-            count = min(size, hi - start)
-            images = pf.images(start, count)
-            if not (with_headers or with_timestamps):
-                yield images
-            else:
-                meta = pf.decode(keys, start, count)
-                if with_timestamps:
-                    ts = pf.frame_times(meta, start)[0]
-                if with_headers:
-                    headers = {k: meta[k] for k in self.product.header_fields}
-                    yield (images, headers, ts) if with_timestamps else (images, headers)
-                else:
-                    yield images, ts
-            if pf.contiguous and (start + count - released) * pf.frame_size >= _RELEASE_BYTES:
-                pf.release_pages(released * pf.frame_size, (start + count) * pf.frame_size)
-                released = start + count
-
-    def iter_byte_range(
-        self,
-        file_idx: int,
-        byte_start: int,
-        byte_end: int,
-        batch_size: int = 256,
-        *,
-        with_headers: bool = False,
-        with_timestamps: bool = False,
-    ) -> Iterator[Any]:
-        """Yield the frames of one file whose first byte lies in ``[byte_start, byte_end)``.
-
-        Adjacent ranges therefore cover every frame exactly once (pypff gives
-        a frame that straddles a boundary to both ranges). Batches as in
-        :meth:`iter_batches`.
-        """
-        if not 0 <= file_idx < len(self._files):
-            raise IndexError(f"file index {file_idx} out of range [0, {len(self._files)})")
-        pf = self._files[file_idx]
-        n = pf.n_frames
-        if n == 0 or byte_end <= byte_start:
-            return
-        starts = pf.frame_offsets(np.arange(n, dtype=np.int64))
-        lo = int(np.searchsorted(starts, byte_start, side="left"))
-        hi = int(np.searchsorted(starts, byte_end, side="left"))
-        yield from self._iter_file(file_idx, lo, hi, batch_size, with_headers, with_timestamps)
-
-    def byte_ranges(self, target_bytes: int = 256 * 1024 * 1024) -> list[tuple[int, int, int]]:
-        """Split every file into ``(file_idx, byte_start, byte_end)`` work units of ~target size."""
-        units = []
-        for i, pf in enumerate(self._files):
-            for s in range(0, max(pf.size, 1), target_bytes):
-                units.append((i, s, min(s + target_bytes, pf.size)))
-        return units
-
-    # -- metadata ---------------------------------------------------------------
-
-    def _resolve(self, key: str) -> str:
-        """pypff key for ``key`` (accepts ``quabo_0_pkt_num`` for ``quabo_0.pkt_num``)."""
-        fields = self.product.header_fields
-        if key in fields:
-            return key
-        for f in fields:
-            if f.replace(".", "_") == key:
-                return f
-        raise KeyError(
-            f"{self.name}: unknown metadata key {key!r}; known: "
-            f"{', '.join(fields)}, {UNIX_T_NS}, {TIME_QUALITY}"
-        )
-
-    def get_metadata_arrays(
-        self,
-        keys: list[str],
-        indices: Sequence[int] | np.ndarray | None = None,
-        slice_obj: slice | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Header fields for all frames (or ``indices`` / ``slice_obj``) as int64 arrays.
-
-        Keys are pypff's (``pkt_num``, ``quabo_0.tv_sec``; ``quabo_0_tv_sec``
-        also accepted) plus the virtual ``unix_t_ns`` (int64 ns, same rule as
-        :meth:`timestamps`) and ``time_quality`` (uint8 flags). Results follow
-        the request order. Unknown keys raise ``KeyError``.
-        """
-        want = list(keys)
-        real = [self._resolve(k) for k in want if k not in _VIRTUAL]
-        virtual = [k for k in want if k in _VIRTUAL]
-        kind = self.product.header_kind
-        fetch = list(dict.fromkeys(real + (primary_timing_fields(kind) if virtual else [])))
-        if slice_obj is not None:
-            indices = np.arange(*slice_obj.indices(self._total_frames))
-        if indices is None:
-            raw = self._decode_all(fetch)
-
-            def rows_of(keys: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
-                return self._decode_at(keys, rows)
-        else:
-            idx = self._normalize(indices)
-            raw = self._decode_at(fetch, idx)
-
-            def rows_of(keys: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
-                return self._decode_at(keys, idx[rows])
-
-        out: dict[str, np.ndarray] = {}
-        if virtual:
-            try:
-                ts, quality = frame_times(raw, kind, rows_of)
-            except TimeOverflowError as e:
-                g = int(e.rows[0]) if indices is None else int(idx[e.rows[0]])
-                fi, local = self._locate(np.array([g]))
-                raise self._file(int(fi[0])).time_error(int(local[0]), e) from None
-            raw[UNIX_T_NS], raw[TIME_QUALITY] = ts, quality
-        for k in want:
-            out[k] = raw[k] if k in _VIRTUAL else raw[self._resolve(k)]
-        return out
-
-    def _decode_all(self, keys: list[str]) -> dict[str, np.ndarray]:
-        nonempty = [f for f, n in enumerate(self._file_frame_counts) if n]
-        if len(nonempty) == 1:  # one file: its arrays are the answer, no copy
-            return self._file(nonempty[0]).decode(keys, 0, self._file_frame_counts[nonempty[0]])
-        out = {k: np.empty(self._total_frames, dtype=np.int64) for k in keys}
-        for f, n in enumerate(self._file_frame_counts):
-            if n:
-                part = self._file(f).decode(keys, 0, n)
-                s = int(self._starts[f])
-                for k in keys:
-                    out[k][s : s + n] = part[k]
-        return out
-
-    def _decode_at(self, keys: list[str], idx: np.ndarray) -> dict[str, np.ndarray]:
-        out = {k: np.empty(len(idx), dtype=np.int64) for k in keys}
-        fidx, local = self._locate(idx)
-        for f in np.unique(fidx):
-            sel = fidx == f
-            part = self._file(int(f)).decode_at(keys, local[sel])
-            for k in keys:
-                out[k][sel] = part[k]
-        return out
-
-    def get_all_metadata(self) -> dict[str, Any]:
-        """Every header field, nested like the header (``{"quabo_0": {"pkt_num": ...}}``)."""
-        flat = self.get_metadata_arrays(list(self.product.header_fields))
-        nested: dict[str, Any] = {}
-        for k, v in flat.items():
-            if "." in k:
-                parent, child = k.split(".", 1)
-                nested.setdefault(parent, {})[child] = v
-            else:
-                nested[k] = v
-        return nested
-
-    # -- timestamps -------------------------------------------------------------
-
-    def _ensure_times(self) -> None:
-        if self._ts is None:
-            meta = self.get_metadata_arrays([UNIX_T_NS, TIME_QUALITY])
-            self._ts, self._quality = meta[UNIX_T_NS], meta[TIME_QUALITY]
-            self._ts.flags.writeable = False
-            self._quality.flags.writeable = False
-
-    def timestamps(
-        self,
-        indices: Sequence[int] | np.ndarray | None = None,
-        *,
-        as_datetime: bool = False,
-    ) -> np.ndarray:
-        """Frame times as int64 ns since the UNIX epoch (``datetime64[ns]`` view on request).
-
-        The full array is cached and read-only; ``indices`` select frames in
-        request order. Subtract an epoch in integer space before dividing.
-        """
-        self._ensure_times()
-        ts = self._ts if indices is None else self._ts[self._normalize(indices)]
-        return ts.view("datetime64[ns]") if as_datetime else ts
-
-    def timestamp_quality(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Per-frame uint8 flags (see :mod:`pfflake.timestamps`): 0 ok, 1 no WR,
-        2 clock desync, 4 quabo missing (bits combine)."""
-        self._ensure_times()
-        return self._quality if indices is None else self._quality[self._normalize(indices)]
-
-    def timestamp_at(self, idx: int) -> int:
-        """One frame's time in int64 ns."""
-        return int(self.timestamps(np.array([idx]))[0])
-
-    def timestamps_at(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        return self.timestamps(indices)
-
-    def seek_time(self, timestamp_ns: int) -> int:
-        """Index of the frame whose time is closest to ``timestamp_ns`` (earliest on ties).
-
-        Exact on unsorted times too (desynced clocks): the search falls back
-        from bisection to a full scan when the times are not monotonic.
-        """
-        if self._total_frames == 0:
-            return 0
-        ts = self.timestamps()
-        t = int(timestamp_ns)
-        if self._monotonic():
-            pos = int(np.searchsorted(ts, t, side="left"))
-            if pos == 0:
-                return 0
-            if pos >= len(ts):
-                return len(ts) - 1
-            return pos - 1 if t - ts[pos - 1] <= ts[pos] - t else pos
-        return int(np.argmin(np.abs(ts - t)))
-
-    def _monotonic(self) -> bool:
-        if self._is_monotonic is None:
-            ts = self.timestamps()
-            self._is_monotonic = bool(np.all(ts[1:] >= ts[:-1]))
-        return self._is_monotonic
-
     # -- frames -----------------------------------------------------------------
 
     def get_frame(self, idx: int) -> tuple[dict[str, Any], np.ndarray]:
@@ -579,7 +316,7 @@ class PFFSequence:
 
     def get_frame_validated(self, idx: int):
         """``(pydantic header, image view)``: ``ModuleHeader`` or ``QuaboHeader``."""
-        from .models import ModuleHeader, QuaboHeader
+        from .models import ModuleHeader, QuaboHeader  # lazy: pydantic, as above
 
         header, image = self.get_frame(idx)
         if "quabo_0" in header:
@@ -617,13 +354,13 @@ class PFFSequence:
         Header fields become columns, the image a ``fixed_shape_tensor``
         column; memory is bounded by ``batch_size``.
         """
-        from .arrow import to_arrow
+        from .arrow import to_arrow  # lazy: keeps pyarrow out of `import pfflake`
 
         return to_arrow(self, batch_size=batch_size, images=images, stats=stats)
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         """Arrow PyCapsule stream: ``polars.from_arrow(seq)``, ``duckdb.sql("... from seq")``."""
-        from .arrow import arrow_c_stream
+        from .arrow import arrow_c_stream  # lazy: pyarrow, as above
 
         return arrow_c_stream(self, requested_schema)
 
@@ -643,8 +380,6 @@ class PFFSequence:
                 ts = self.timestamps()
                 info.first_unix_t_ns, info.last_unix_t_ns = int(ts.min()), int(ts.max())
                 q = self.timestamp_quality()
-                from .timestamps import QUALITY_NAMES
-
                 info.quality_counts = {
                     name: int(np.count_nonzero(q & bit)) for bit, name in QUALITY_NAMES.items()
                 }
@@ -680,6 +415,7 @@ def sequence_info(paths: Sequence[str | os.PathLike]) -> SequenceInfo:
 __all__ = [
     "TIME_QUALITY",
     "UNIX_T_NS",
+    "FileInfo",
     "PFFSequence",
     "SequenceInfo",
     "parse_header",

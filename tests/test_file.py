@@ -200,3 +200,31 @@ def test_tiny_random_and_empty_files_say_why(tmp_path):
             run.get_product(stream)
         assert isinstance(err.value, KeyError) and isinstance(err.value, PFFError)
         assert str(tmp_path) in str(err.value)
+
+
+def test_split_modules_keep_the_old_names():
+    """pfflake.file re-exports what moved to file_index / reader_info / errors (same objects)."""
+    import pfflake.errors
+    import pfflake.file as F
+    import pfflake.file_index
+    import pfflake.reader_info
+
+    assert F.PFFWarning is pfflake.errors.PFFWarning
+    for name in ("Damage", "FileInfo", "no_frames_reason"):
+        assert getattr(F, name) is getattr(pfflake.reader_info, name)
+    for name in ("header_kind_of", "with_header_kind", "WINDOW_FRAMES"):
+        assert getattr(F, name) is getattr(pfflake.file_index, name)
+    assert issubclass(F.PFFFile, pfflake.file_index.FileIndexer)
+
+
+def test_sample_frames_are_linspace_picks():
+    import numpy as np
+
+    from pfflake.file import sample_frames
+
+    for n in (1, 2, 31, 32, 33, 100, 10_002, 15_059, 787_000):
+        ref = np.unique(np.linspace(0, n - 1, min(n, 32)).astype(np.int64))
+        got = sample_frames(n)
+        assert got == sorted(set(got)) and got[0] == 0 and got[-1] == n - 1
+        assert len(got) == len(ref)
+        assert np.abs(np.asarray(got) - ref).max() <= 1  # exact ints vs float rounding

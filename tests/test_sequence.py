@@ -230,3 +230,18 @@ def test_matches_pypff_where_pypff_is_right():
         ok = ours.timestamp_quality() == 0  # pypff ignores desync and missing quabos
         np.testing.assert_array_equal(theirs.timestamps()[ok], ours.timestamps()[ok])
         theirs.close()
+
+
+def test_split_modules_keep_the_old_names():
+    """pfflake.sequence re-exports what moved to sequence_meta / reader_info (same objects)."""
+    import pfflake.reader_info
+    import pfflake.sequence as S
+    import pfflake.sequence_meta
+    import pfflake.sequence_stream
+
+    assert S.SequenceInfo is pfflake.reader_info.SequenceInfo
+    assert S.FileInfo is pfflake.reader_info.FileInfo
+    assert S.UNIX_T_NS is pfflake.sequence_meta.UNIX_T_NS
+    assert S.TIME_QUALITY is pfflake.sequence_meta.TIME_QUALITY
+    assert issubclass(S.PFFSequence, pfflake.sequence_meta.SequenceMetadata)
+    assert issubclass(S.PFFSequence, pfflake.sequence_stream.SequenceStreaming)

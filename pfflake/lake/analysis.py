@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
-from ..errors import QueryError
+from ..errors import PFFWarning, QueryError
 from ..products import get_product
 from ..store.read import batch_stop, read_frames
 from .views import LakeView, as_view, committed_store, sql_ident, sql_literal
@@ -122,7 +122,7 @@ def frames_with_hk(
     )
 
 
-class HKCoverageWarning(UserWarning):
+class HKCoverageWarning(PFFWarning):
     """Frames of a run got no housekeeping reading: hk and frames do not overlap in time."""
 
 
