@@ -733,6 +733,34 @@ class Lake:
 
         return fsck(self, repair=repair, sources=sources)
 
+    # -- curating (issue 16: pfflake.lake.maintain) ----------------------------------------
+
+    def remove(self, runs: str | Iterable[str]):
+        """Take a run (or several) out of the lake in one commit: its rows leave every table
+        and its streams the snapshot; older versions still read them until :meth:`vacuum`.
+        Returns the :class:`~pfflake.lake.log.Commit` (see :func:`pfflake.lake.maintain.remove`)."""
+        from .maintain import remove
+
+        return remove(self, [runs] if isinstance(runs, str) else list(runs))
+
+    def compact(self, *, target_bytes: int | None = None, min_files: int | None = None):
+        """Merge small Parquet files into large ones in one commit, rows unchanged; returns
+        the commit or ``None`` (see :func:`pfflake.lake.maintain.compact`)."""
+        from .maintain import DEFAULT_MIN_FILES, DEFAULT_TARGET_BYTES, compact
+
+        return compact(self, target_bytes=target_bytes or DEFAULT_TARGET_BYTES,
+                       min_files=min_files or DEFAULT_MIN_FILES)
+
+    def vacuum(self, older_than, *, dry_run: bool = False):
+        """Delete files no version committed in the last ``older_than`` (a ``timedelta`` or
+        ``"7d"``/``"12h"``/``"0s"``) needs; never the latest's. Returns a
+        :class:`~pfflake.lake.maintain.VacuumReport` (see :func:`pfflake.lake.maintain.vacuum`)."""
+        from .maintain import parse_duration, vacuum
+
+        if isinstance(older_than, str):
+            older_than = parse_duration(older_than)
+        return vacuum(self, older_than, dry_run=dry_run)
+
 
 def _check_run_dir(run_dir: Path, lake_root: Path) -> None:
     """Refuse what is no run directory: missing, a lake, or holding no PFF data file."""
