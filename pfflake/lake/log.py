@@ -48,7 +48,10 @@ _VERSION_DIGITS = 20
 def _split(d: Mapping[str, Any], known: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``d`` as (known keys, everything else): unknown keys are kept, never an error, so a
     log written by a newer pfflake still reads (and is written back unchanged)."""
-    return {k: d[k] for k in known if k in d}, {k: v for k, v in d.items() if k not in known}
+    got = {k: d[k] for k in known if k in d}
+    if len(got) == len(d):  # the usual case, and the hot path of opening a checkpoint
+        return got, {}
+    return got, {k: v for k, v in d.items() if k not in known}
 
 
 @dataclass
@@ -253,8 +256,9 @@ class Snapshot:
                 for d in (self.hk_records, self.thresholds, self.run_ids):
                     d.pop(run, None)
         removed = {e.path for e in commit.remove}
-        for table, entries in list(self.files.items()):
-            self.files[table] = [e for e in entries if e.path not in removed]
+        if removed:  # (a filter per commit made replay quadratic in the file count)
+            for table, entries in list(self.files.items()):
+                self.files[table] = [e for e in entries if e.path not in removed]
         for entry in commit.add:
             self.files.setdefault(entry.table, []).append(entry)
         for s in commit.streams:
@@ -304,24 +308,16 @@ def _version_name(version: int) -> str:
 
 def _scan_log(root: Path) -> tuple[list[int], list[int]]:
     """(commit versions, checkpoint versions), both sorted, from one listing of the log."""
-    commits, checkpoints = [], []
     try:
-        it = os.scandir(root / LOG_DIR)
+        names = os.listdir(root / LOG_DIR)
     except (FileNotFoundError, NotADirectoryError):
         return [], []
-    with it:
-        for d in it:
-            name = d.name
-            stem = name[:_VERSION_DIGITS]
-            if len(name) < _VERSION_DIGITS or not stem.isdigit():
-                continue
-            rest = name[_VERSION_DIGITS:]
-            if rest == ".json":
-                commits.append(int(stem))
-            elif rest == CHECKPOINT_SUFFIX:
-                checkpoints.append(int(stem))
-    commits.sort()
-    checkpoints.sort()
+    n, c = _VERSION_DIGITS + 5, _VERSION_DIGITS + len(CHECKPOINT_SUFFIX)
+    commits = sorted(int(x[:_VERSION_DIGITS]) for x in names
+                     if len(x) == n and x.endswith(".json") and x[:_VERSION_DIGITS].isdigit())
+    checkpoints = sorted(int(x[:_VERSION_DIGITS]) for x in names
+                         if len(x) == c and x.endswith(CHECKPOINT_SUFFIX)
+                         and x[:_VERSION_DIGITS].isdigit())
     return commits, checkpoints
 
 
