@@ -223,7 +223,32 @@ def test_compact_retries_after_a_concurrent_commit(grown, runs, tmp_path, monkey
     assert calls == [v0 + 1, v0 + 2] and commit.version == v0 + 2
     assert _counts(lake, runs[1].name) == _naive_frames(runs[1])
     assert lake.snapshot(v0 + 1).runs == lake.snapshot().runs
-    assert lake.fsck().clean  # the first attempt's merged files were deleted
+    assert lake.fsck().clean  # nothing left over
+
+
+def test_compact_replans_when_a_concurrent_commit_removed_its_inputs(grown, runs, tmp_path,
+                                                                    monkeypatch):
+    """The other writer removed the run being compacted: compact's files are dropped, it
+    re-plans against the new snapshot (nothing left to merge) and the removal stands."""
+    src, _ = grown
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(src.root, lake.root)
+    run = next(iter(lake.snapshot().runs))
+    real = M.publish_commit
+    calls = []
+
+    def racing(root, commit):
+        calls.append(commit.operation)
+        if len(calls) == 1:
+            Lake(root).remove(run)  # goes through M.publish_commit too
+        return real(root, commit)
+
+    monkeypatch.setattr(M, "publish_commit", racing)
+    assert lake.compact() is None
+    assert calls == ["compact", "remove"]
+    assert lake.snapshot().runs == set()
+    assert lake.sql("SELECT count(*) FROM frames").fetchall()[0][0] == 0
+    assert lake.fsck().clean  # the merged files of the lost attempt were deleted
 
 
 def _age_log(lake: Lake, days: float, upto: int) -> None:

@@ -22,6 +22,8 @@ All three go through the commit log like an ingest:
 
 A commit conflict (another writer published first) re-plans against the new
 snapshot, up to :data:`COMMIT_RETRIES` times; the other commit is never lost.
+(``compact`` first tries its merged files again on top of the new version: they
+stay right as long as every file they replace is still committed.)
 Files staged for a commit that is given up are deleted again; a crash leaves
 them as leftovers that ``fsck`` lists and ``fsck --repair`` removes.
 """
@@ -137,10 +139,30 @@ def _publish(lake: Lake, staging: Path, entries: list[AddFile]) -> None:
         fsync_file(d)
 
 
+def _republish(lake: Lake, commit: Commit, tries: int) -> bool:
+    """After a conflict: publish the same commit on top of the new version if every file it
+    removes is still there (a merge does not depend on what else was committed); False
+    as soon as one is gone (the caller re-plans)."""
+    for _ in range(tries):
+        snap = lake.snapshot()
+        live = {e.path for es in snap.files.values() for e in es}
+        if not all(e.path in live for e in commit.remove):
+            return False
+        commit.version = snap.version + 1
+        try:
+            publish_commit(lake.root, commit)
+            return True
+        except CommitConflict:
+            continue
+    return False
+
+
 def _commit(lake: Lake, operation: str,
-            plan: Callable[[Snapshot, Path, str], Commit | None], retries: int) -> Commit | None:
+            plan: Callable[[Snapshot, Path, str], Commit | None], retries: int,
+            reusable: bool = False) -> Commit | None:
     """Plan against the latest snapshot, stage, move into place, publish; on a conflict
-    delete what was moved and plan again against the new snapshot."""
+    (``reusable``: first republish the same commit while its inputs are all still
+    committed) delete what was moved and plan again against the new snapshot."""
     lake._require()
     for _attempt in range(retries + 1):
         with _staging(lake) as (txn, staging):
@@ -153,9 +175,10 @@ def _commit(lake: Lake, operation: str,
             try:
                 publish_commit(lake.root, commit)
             except CommitConflict:
-                for e in commit.add:  # never named by a commit: nobody reads them
-                    (lake.root / e.path).unlink(missing_ok=True)
-                continue
+                if not (reusable and _republish(lake, commit, retries)):
+                    for e in commit.add:  # never named by a commit: nobody reads them
+                        (lake.root / e.path).unlink(missing_ok=True)
+                    continue
             fault("maintain_committed")
             return commit
     raise LakeError(f"{lake.root}: {operation} gave up after {retries + 1} commit conflicts "
@@ -380,7 +403,7 @@ def compact(lake: Lake, *, target_bytes: int = DEFAULT_TARGET_BYTES,
     nothing needed merging. The old files stay for older versions until ``vacuum``."""
     return _commit(lake, "compact", lambda snap, staging, txn: plan_compact(
         lake.root, snap, staging, txn, target_bytes=target_bytes, min_files=min_files),
-        retries)
+        retries, reusable=True)
 
 
 # -- vacuum ---------------------------------------------------------------------------------
