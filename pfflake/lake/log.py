@@ -237,6 +237,9 @@ class Snapshot:
     #: run -> its identity {"observatory", "start" (ISO UTC), "source_path"}; runs ingested
     #: before identities were recorded are absent
     run_ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Zarr stores of streams a commit removed (issue 16): kept on disk for older versions
+    #: until vacuumed, so an ingest of the same stream again must write a new store
+    retired_stores: set[str] = field(default_factory=set)
 
     def table_files(self, table: str) -> list[AddFile]:
         return self.files.get(table, [])
@@ -249,6 +252,9 @@ class Snapshot:
         gone_runs = set(commit.removed_runs or ())
         gone_streams = {(d["run"], d["stream"]) for d in commit.removed_streams or ()}
         if gone_runs or gone_streams:
+            self.retired_stores.update(
+                s.store for k, s in self.streams.items()
+                if s.store and (k[0] in gone_runs or k in gone_streams))
             self.streams = {k: s for k, s in self.streams.items()
                             if k[0] not in gone_runs and k not in gone_streams}
             for run in gone_runs:
@@ -286,6 +292,7 @@ class Snapshot:
             "runs": sorted(self.runs),
             "thresholds": dict(self.thresholds),
             "run_ids": dict(self.run_ids),
+            "retired_stores": sorted(self.retired_stores),
         }
 
     @classmethod
@@ -299,6 +306,7 @@ class Snapshot:
             runs=set(d.get("runs", [])),
             thresholds=dict(d.get("thresholds", {})),
             run_ids=dict(d.get("run_ids", {})),
+            retired_stores=set(d.get("retired_stores", [])),
         )
 
 
