@@ -11,15 +11,16 @@ one line each (``pfflake: warning: ...``), each printed once.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from .console import emit_table as _emit_table
+from .console import make_console as _console
+from .console import plain_rows, print_table  # noqa: F401 (pfflake.cli.X kept importable)
 
 try:  # typer >= 0.24 vendors click; older typer uses click itself
     from typer._click import exceptions as _cx
@@ -66,14 +67,6 @@ def _main(
     ),
 ) -> None:
     _state["debug"] = debug
-
-
-def _console(min_width: int = 0) -> Console:
-    """A console as wide as the terminal (COLUMNS, else 80 when not a terminal)."""
-    width = None
-    if not sys.stdout.isatty():
-        width = int(os.environ.get("COLUMNS", "0") or 0) or max(80, min_width)
-    return Console(width=width, soft_wrap=False)
 
 
 def _fmt_ns(ns: int | None) -> str:
@@ -391,76 +384,6 @@ def sql(
     text = _read_sql(query, file)
     table = Lake(lake).sql(text).to_arrow_table()
     _emit_table(table, fmt, out)
-
-
-def plain_rows(table) -> list[dict]:
-    """Rows as Python values, timestamps as ISO strings (nanoseconds kept, no pandas needed)."""
-    import pyarrow as pa
-
-    columns = [
-        col.cast(pa.string()) if pa.types.is_timestamp(col.type) else col
-        for col in table.columns
-    ]
-    return pa.table(columns, names=table.column_names).to_pylist()
-
-
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def print_table(console: Console, table, title: str | None = None, limit: int = 200) -> None:
-    """An Arrow table on ``console``: a grid when it fits the width, else one block per
-    row (``column | value``, like psql's ``\\x``), so it stays readable at 80 columns."""
-    rows = plain_rows(table.slice(0, limit))
-    cells = [[_cell(v) for v in row.values()] for row in rows]
-    natural = sum(
-        max([len(name)] + [len(r[j]) for r in cells]) + 3
-        for j, name in enumerate(table.column_names)
-    ) + 1
-    if title:
-        console.print(f"[bold]{title}[/]")
-    if natural <= console.width:
-        view = Table(show_lines=False)
-        for name in table.column_names:
-            view.add_column(name, no_wrap=True)
-        for row in cells:
-            view.add_row(*row)
-        console.print(view)
-    else:
-        key_w = max((len(n) for n in table.column_names), default=0)
-        for i, row in enumerate(cells):
-            console.print(f"-[ row {i + 1} ]-", highlight=False)
-            for k, v in zip(table.column_names, row, strict=True):
-                console.print(f"{k:<{key_w}} | {v}", highlight=False, markup=False,
-                              soft_wrap=True)
-    if table.num_rows > limit:
-        console.print(f"... {table.num_rows - limit:,} more rows (use --format csv)")
-    elif table.num_rows == 0:
-        console.print("(0 rows)")
-
-
-def _emit_table(table, fmt: str, out: Path | None) -> None:
-    import json
-
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    if fmt == "table":
-        print_table(_console(), table)
-    elif fmt == "csv":
-        pacsv.write_csv(table, str(out) if out else sys.stdout.buffer)
-    elif fmt == "json":
-        text = "\n".join(json.dumps(r, default=str) for r in plain_rows(table))
-        if out:
-            out.write_text(text + "\n" if text else "")
-        elif text:
-            print(text)
-    elif fmt == "parquet":
-        pq.write_table(table, out, compression="zstd")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .console import emit_table
 from .timing import modules_list
 
 
@@ -46,14 +47,12 @@ def run_offsets(
     where: str | None, data_product: str | None, cuts: bool, fmt: str, out: Path | None,
 ) -> pa.Table:
     """``pfflake offsets``: the offsets table, printed or saved (parquet keeps parameters)."""
-    from .cli import _emit_table
-
     table = _lake(lake).time_offsets(
         reference, modules_list(modules), window_ns=decimal_ns(window_us, 1000, "--window-us"),
         bin_ns=decimal_ns(bin_s, 1_000_000_000, "--bin-s"), time_base=time_base, where=where,
         data_product=data_product, cuts=_cuts(cuts),
     )
-    _emit_table(table, fmt, out)
+    emit_table(table, fmt, out)
     return table
 
 
@@ -65,7 +64,6 @@ def run_coincidences(
     """``pfflake coincidences``: member rows of every group (or, with ``--rate-bin-s``, the
     rate per bin). Offsets come from ``--offsets FILE`` (a saved offsets table) or are
     estimated against ``--reference`` with the default parameters."""
-    from .cli import _emit_table
     from .timing import read_offsets
 
     the_lake = _lake(lake)
@@ -88,5 +86,5 @@ def run_coincidences(
     if rate_bin_s is not None:
         result = the_lake.coincidence_rate(groups, decimal_ns(rate_bin_s, 1_000_000_000,
                                                               "--rate-bin-s"))
-    _emit_table(result, fmt, out)
+    emit_table(result, fmt, out)
     return result

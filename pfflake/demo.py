@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .cli import _console, print_table
+from .console import make_console, print_table
 from .file import PFFWarning
 from .lake import Lake
 from .png import frame_title, write_frame_png, write_light_curve_png
@@ -53,7 +53,7 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     from .simulate import BrightEvent, simulate_run
 
     if console is None:
-        console = _console()
+        console = make_console()
     out = Path(out)
     if out.exists():
         if not (out / "lake" / "_pfflake_log").is_dir() and any(out.iterdir()):

@@ -6,9 +6,10 @@ snapshot; each unit writes one staged Parquet file under
 ``_staging/<txn>/`` (a private name, fsynced, renamed) and returns its row
 count; units run in-process, in local processes (``workers``), or on a Dask
 cluster (``client=``, retried on failure). The coordinator then moves the
-files into place and publishes one commit through :mod:`pfflake.log`; a
-commit conflict with a concurrent writer re-publishes at the next version
-(the files do not depend on it). Nothing is visible before the commit; a
+files into place and publishes one typed commit, with the ingest's own
+move-into-place and retry code (:mod:`pfflake.lake.ingest`); a commit
+conflict with a concurrent writer re-publishes at the next version (the
+files do not depend on it). Nothing is visible before the commit; a
 crash leaves leftovers that ``fsck`` lists and ``fsck --repair`` removes.
 
 Workers must see the lake at the same absolute path (a shared file system).
@@ -16,10 +17,8 @@ Workers must see the lake at the same absolute path (a shared file system).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,7 +31,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .log import CommitConflict, load_snapshot, publish_commit
+from .errors import LakeError
+from .lake.cluster import require_dask
+from .lake.ingest import publish_files, retry_conflicts
+from .lake.layout import new_staging as _new_staging
+from .lake.log import AddFile, Commit, load_snapshot, publish_commit
+from .lake.units import fsync_file
 
 if TYPE_CHECKING:
     import distributed
@@ -61,11 +65,7 @@ def write_staged(table: pa.Table, staging: str, rel_path: str,
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -75,13 +75,7 @@ def write_staged(table: pa.Table, staging: str, rel_path: str,
 def new_staging(lake: Lake) -> tuple[str, Path]:
     """A fresh staging area (with the owner file fsck uses to tell live from dead)."""
     lake.root.mkdir(parents=True, exist_ok=True)
-    txn = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
-    staging = lake.root / "_staging" / txn
-    staging.mkdir(parents=True)
-    (staging / "owner.json").write_text(
-        json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
-    )
-    return txn, staging
+    return _new_staging(lake.root)
 
 
 def run_tasks(fn: Callable[[Any], UnitOutput | None], tasks: Sequence[Any], *,
@@ -94,13 +88,9 @@ def run_tasks(fn: Callable[[Any], UnitOutput | None], tasks: Sequence[Any], *,
     ``workers=1``. A task that fails for good raises :class:`~pfflake.lake.LakeError`
     after every other task has settled.
     """
-    from .lake import LakeError
-
     if not tasks:
         return []
     if client is not None:
-        from .distributed import require_dask
-
         require_dask("client=", cluster=True)
         from distributed import wait
 
@@ -132,39 +122,26 @@ def commit_outputs(lake: Lake, staging: Path, operation: str, table: str,
     ``remove(snapshot)`` lists committed entries the commit replaces (asked again
     against the new snapshot after a conflict).
     """
-    add = []
-    for o in outputs:
-        if o is None or o.rows == 0:
-            continue
-        add.append({"table": table, "path": f"{table}/{o.rel_path}", "rows": o.rows,
-                    "bytes": o.bytes, **o.extra})
-    dirs = set()
-    for e, o in zip(add, [o for o in outputs if o is not None and o.rows], strict=True):
-        dst = lake.root / e["path"]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / o.rel_path, dst)
-        dirs.add(dst.parent)
-    for d in dirs:
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for _ in range(COMMIT_RETRIES):
+    written = [o for o in outputs if o is not None and o.rows]
+    add = [AddFile.from_json({"table": table, "path": f"{table}/{o.rel_path}", "rows": o.rows,
+                              "bytes": o.bytes, **o.extra}) for o in written]
+    publish_files(lake.root, [(staging / o.rel_path, e.path)
+                              for o, e in zip(written, add, strict=True)])
+
+    def attempt() -> int | None:
         snap = load_snapshot(lake.root)
-        removed = remove(snap) if remove is not None else []
+        removed = [AddFile.from_json(e) for e in (remove(snap) if remove is not None else [])]
         if not add and not removed:
             return None
-        body = {"operation": operation, "add": add, "remove": removed, **(extra or {})}
-        try:
-            publish_commit(lake.root, snap.version + 1, body)
-            return snap.version + 1
-        except CommitConflict:
-            continue
-    from .lake import LakeError
+        commit = Commit(snap.version + 1, operation, add=add, remove=removed)
+        commit.extra.update(extra or {})
+        publish_commit(lake.root, commit)
+        return commit.version
 
-    raise LakeError(f"{lake.root}: gave up after {COMMIT_RETRIES} commit conflicts; the "
-                    f"{table} files are uncommitted leftovers (fsck --repair removes them)")
+    return retry_conflicts(
+        lake.root, attempt, COMMIT_RETRIES,
+        f"(the {table} files are uncommitted leftovers; fsck --repair removes them)",
+    )
 
 
 def cleanup(staging: Path) -> None:

@@ -64,9 +64,12 @@ def test_faces_hold_the_same_objects(old, new):
 
 def test_patch_targets_are_where_the_code_reads_them():
     """Tests and users patch these; they must be globals of the module that uses them."""
-    impl = importlib.import_module("pfflake.lake.lake")
+    impl = importlib.import_module("pfflake.lake.ingest")
     for name in ("_fault", "publish_commit", "UNIT_FRAMES"):
         assert name in vars(impl), name
+    # ``pfflake.lake.ingest`` is the module (the package must not shadow it with the
+    # function, or every patch of "pfflake.lake.ingest.X" would miss).
+    assert importlib.import_module("pfflake.lake").ingest is impl
     units = importlib.import_module("pfflake.lake.units")
     assert "source_checksums" in vars(units)  # benchmarks/bench_lake.py --checksums
 

@@ -24,22 +24,14 @@ distributed = pytest.importorskip("distributed")
 from pfflake import PFFWarning  # noqa: E402
 from pfflake.distributed import FAULT_ENV  # noqa: E402
 from pfflake.lake import Lake, LakeError, resize_store  # noqa: E402
-from pfflake.lake import lake as lake_mod  # noqa: E402
 from pfflake.query import FrameNotFoundError, QueryError  # noqa: E402
 from pfflake.simulate import simulate_run  # noqa: E402
 from tests.conftest import EXAMPLE_RUN  # noqa: E402
 from tests.test_lake import make_run, naive_stream  # noqa: E402
 
 LAYOUT = {"time_chunk": 64, "ts_chunk": 128}  # write unit 128 frames
-UNIT = 256  # frames per work unit in this module (UNIT_FRAMES is 65,536)
+UNIT = 256  # frames per work unit in this module (passed as unit_frames; the default is 65,536)
 N_FRAMES = 700
-
-
-@pytest.fixture(scope="module", autouse=True)
-def small_units():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lake_mod, "UNIT_FRAMES", UNIT)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +71,14 @@ def sim(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_lake(sim, tmp_path_factory):
     lake = Lake(tmp_path_factory.mktemp("local") / "lake", **LAYOUT)
-    assert lake.ingest([sim.path], workers=1).version == 1
+    assert lake.ingest([sim.path], workers=1, unit_frames=UNIT).version == 1
     return lake
 
 
 @pytest.fixture(scope="module")
 def dist_lake(sim, client, tmp_path_factory):
     lake = Lake(tmp_path_factory.mktemp("dist") / "lake", **LAYOUT)
-    result = lake.ingest([sim.path], client=client)
+    result = lake.ingest([sim.path], client=client, unit_frames=UNIT)
     assert result.version == 1 and result.frames == N_FRAMES * len(sim.streams)
     return lake
 
@@ -143,7 +135,7 @@ def test_distributed_ingest_equals_local(sim, local_lake, dist_lake):
 
 
 def test_distributed_reingest_adds_nothing(sim, client, dist_lake):
-    result = dist_lake.ingest([sim.path], client=client)
+    result = dist_lake.ingest([sim.path], client=client, unit_frames=UNIT)
     assert result.version is None and dist_lake.version == 1
 
 
@@ -152,7 +144,7 @@ def test_worker_killed_mid_ingest_still_exactly_once(sim, client, local_lake, tm
     lake = Lake(tmp_path / "lake", **LAYOUT)
     set_worker_env(client, f"kill-once:{marker}")
     try:
-        result = lake.ingest([sim.path], client=client)
+        result = lake.ingest([sim.path], client=client, unit_frames=UNIT)
     finally:
         set_worker_env(client, None)
     assert marker.exists(), "no worker was killed"
@@ -170,12 +162,12 @@ def test_failed_units_commit_nothing_and_next_ingest_completes(sim, client, tmp_
         warnings.simplefilter("ignore", PFFWarning)
         small = simulate_run(tmp_path / "src", products=("img16",), modules=(1,),
                              n_frames=300, start=datetime(2024, 7, 2, 5, tzinfo=UTC))
-    assert lake.ingest([small.path], workers=1).version == 1
+    assert lake.ingest([small.path], workers=1, unit_frames=UNIT).version == 1
     before = table(lake, "SELECT * FROM frames ORDER BY module, frame")
     set_worker_env(client, "raise")
     try:
         with pytest.raises(LakeError, match="nothing was committed") as info:
-            lake.ingest([sim.path], client=client)
+            lake.ingest([sim.path], client=client, unit_frames=UNIT)
     finally:
         set_worker_env(client, None)
     assert "fails" in str(info.value.__cause__)
@@ -184,7 +176,7 @@ def test_failed_units_commit_nothing_and_next_ingest_completes(sim, client, tmp_
     assert not any((lake.root / "_staging").iterdir())
     assert lake.fsck().ok
     # The next ingest redoes everything: the lake ends complete.
-    assert lake.ingest([sim.path], client=client).version == 2
+    assert lake.ingest([sim.path], client=client, unit_frames=UNIT).version == 2
     n = lake.sql("SELECT count(*) FROM frames").fetchall()[0][0]
     assert n == 300 + N_FRAMES * len(sim.streams)
     assert lake.fsck().ok
@@ -197,8 +189,8 @@ def test_cli_ingest_with_scheduler_and_relative_paths(sim, client, local_lake, t
     os.symlink(sim.path, tmp_path / "runs" / sim.path.name)
     code = textwrap.dedent(f"""
         import functools
-        from pfflake.lake import lake
-        lake.UNIT_FRAMES = {UNIT}  # this module's small units and layout, as in local_lake
+        from pfflake.lake import ingest, lake
+        ingest.UNIT_FRAMES = {UNIT}  # this module's small units and layout, as in local_lake
         lake.Lake.__init__ = functools.partialmethod(lake.Lake.__init__, **{LAYOUT!r})
         from pfflake.cli import main
         main()
@@ -267,10 +259,10 @@ def test_to_dask_reads_its_snapshot_and_images_clip_to_committed(sim, tmp_path):
         a = simulate_run(tmp_path / "a", n_frames=300, start=datetime(2024, 7, 3, tzinfo=UTC))
         b = simulate_run(tmp_path / "b", n_frames=200, start=datetime(2024, 7, 4, tzinfo=UTC))
     assert lake.to_dask().compute().empty
-    lake.ingest([a.path], workers=1)
+    lake.ingest([a.path], workers=1, unit_frames=UNIT)
     ddf = lake.to_dask()
     imgs = lake.images_dask(a.path.name, data_product="img16")
-    lake.ingest([b.path], workers=1)
+    lake.ingest([b.path], workers=1, unit_frames=UNIT)
     assert len(ddf) == 300 and len(lake.to_dask()) == 500  # pinned at version 1
     assert len(lake.to_dask(snap=lake.snapshot(1))) == 300
     # A store longer than its committed count (an ingest in progress) reads as committed.
@@ -337,7 +329,7 @@ def test_images_dask_chunks_are_shards(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PFFWarning)
         run = simulate_run(tmp_path / "src", n_frames=300)
-    lake.ingest([run.path], workers=1)
+    lake.ingest([run.path], workers=1, unit_frames=UNIT)
     arr = lake.images_dask(run.path.name, module=1)
     assert arr.chunks[0] == (128, 128, 44)
     state = next(iter(lake.snapshot().streams.values()))

@@ -4,34 +4,36 @@ one commit log.
 Modules (each imports only those listed before it, plus :mod:`pfflake.store`):
 
 - :mod:`~pfflake.lake.log`: the commit log and :class:`Snapshot` (what a version holds);
+- :mod:`~pfflake.lake.layout`: every path under the root, the default store layout;
 - :mod:`~pfflake.lake.tables`: a TableSpec per table, a ViewSpec per name readers accept;
 - :mod:`~pfflake.lake.units`: one ingest work unit (what a worker process runs);
-- :mod:`~pfflake.lake.lake`: :class:`Lake`, ingest planning and commit;
+- :mod:`~pfflake.lake.sources`: file states and the runs/files/hk rows of a run;
+- :mod:`~pfflake.lake.ingest`: :class:`IngestOptions`, plan -> execute -> commit;
+- :mod:`~pfflake.lake.lake`: :class:`Lake`, the front door;
 - :mod:`~pfflake.lake.query`: DuckDB views, Polars scans, images and timestamp joins;
 - :mod:`~pfflake.lake.fsck`: checks of committed files and leftovers;
 - :mod:`~pfflake.lake.cluster`: Dask (ingest units on a cluster, lake as Dask collections).
 
 ``pfflake.lake.X`` keeps every name it had when this was one module. Patch names where
-they are used (``pfflake.lake.lake.UNIT_FRAMES``, ``pfflake.lake.lake.publish_commit``,
-``pfflake.lake.units.source_checksums``):
-setting an attribute of this package changes nothing the code reads.
+they are used (``pfflake.lake.ingest.UNIT_FRAMES``, ``pfflake.lake.ingest.publish_commit``,
+``pfflake.lake.ingest._fault``, ``pfflake.lake.units.source_checksums``):
+setting an attribute of this package changes nothing the code reads. (The function
+:func:`pfflake.lake.ingest.ingest` is not re-exported here: ``pfflake.lake.ingest`` is the
+module.)
 """
 
 from ..errors import CommitConflict, FrameNotFoundError, LakeError, QueryError
-from .lake import (
-    CRASH_POINTS,
+from ..store.resize import resize_store
+from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult
+from .lake import TABLES, Lake
+from .layout import (
     IMAGE_CHUNK_BYTES,
     IMAGE_SHARD_FRAMES,
     LAKE_CODEC,
     STAGING,
-    TABLES,
-    UNIT_FRAMES,
-    IngestResult,
-    Lake,
     check_lake_target,
     is_lake,
     lake_zarr_layout,
-    resize_store,
     safe_name,
 )
 from .log import FileState, Snapshot, StreamState, load_snapshot, publish_commit
@@ -64,6 +66,7 @@ __all__ = [
     "CommitConflict",
     "FileState",
     "FrameNotFoundError",
+    "IngestOptions",
     "IngestResult",
     "Lake",
     "LakeError",

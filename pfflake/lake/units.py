@@ -1,7 +1,7 @@
 """One ingest work unit: frames [start, stop) of one stream into its Zarr store and one
 staged Parquet file. This is what a worker process runs (local pool or Dask), so it
 depends only on the reader, the store writer and the table schemas, never on the
-planning and commit code of :mod:`pfflake.lake.lake`.
+planning and commit code of :mod:`pfflake.lake.ingest`.
 
 A unit is idempotent: run again (a retry, a worker restarted by its nanny) it rewrites
 the same Zarr bytes and overwrites the same staged file.

@@ -201,7 +201,7 @@ def test_stale_plan_never_blanks_committed_pixels(runs, tmp_path, monkeypatch):
         if point == "planned":
             raise KeyboardInterrupt("B dies right after creating its stores")
 
-    monkeypatch.setattr("pfflake.lake.lake._fault", die)
+    monkeypatch.setattr("pfflake.lake.ingest._fault", die)
     with pytest.raises(KeyboardInterrupt):
         b.ingest([a], workers=1)
     monkeypatch.undo()

@@ -143,10 +143,10 @@ def test_no_secret_in_forced_failures(sources, tmp_path, caplog, monkeypatch):
         proc = _cli("--debug", "info", str(r))
         failures.append((proc.stdout + proc.stderr).decode())
     # 4. an I/O error at commit time
-    def refuse(root, version, body):
+    def refuse(root, commit):
         raise PermissionError(13, "Permission denied", str(root / "_pfflake_log"))
 
-    monkeypatch.setattr("pfflake.lake.lake.publish_commit", refuse)
+    monkeypatch.setattr("pfflake.lake.ingest.publish_commit", refuse)
     with pytest.raises(LakeError) as err:
         Lake(tmp_path / "lake_io").ingest([LEGACY_RUN], workers=1)
     failures.append(_failure_text(err.value))
