@@ -177,6 +177,9 @@ def ingest(
     lake: Path = typer.Option(
         ..., "--lake", help="Lake directory: an existing lake, or a new or empty directory."
     ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Remove the runs the lake holds and ingest them again, in "
+        "one commit (a run whose source changed; older versions keep the old one)."),
     workers: int = typer.Option(0, help="Worker processes (0: all cores)."),
     lenient: bool = typer.Option(False, help="Skip damaged frames instead of failing."),
     threshold: float = typer.Option(
@@ -218,7 +221,8 @@ def ingest(
 
         client = connect(scheduler)
     try:
-        result = Lake(lake, **layout).ingest(
+        front = Lake(lake, **layout)
+        result = (front.replace if replace else front.ingest)(
             run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
             progress=progress, client=client,
         )

@@ -23,7 +23,7 @@ from pfflake.errors import LakeError
 from pfflake.lake import Lake
 from pfflake.lake import maintain as M
 from pfflake.lake.lake import safe_name
-from pfflake.lake.log import LOG_DIR, load_snapshot, log_versions
+from pfflake.lake.log import LOG_DIR, load_snapshot, log_versions, read_commit
 from pfflake.simulate import simulate_run
 from tests.naive import naive_read
 from tests.test_lake import grow_copy
@@ -369,3 +369,94 @@ def test_cli_remove_compact_vacuum(runs, tmp_path):
     assert r.returncode == 0 and "deleted" in r.stdout, r.stderr
     r = cli("fsck", lake.root)
     assert r.returncode == 0, r.stdout
+
+
+# -- ingest --replace -------------------------------------------------------------------------
+
+
+def _naive_images(run_dir: Path) -> dict:
+    files: dict[tuple[str, int], list[Path]] = {}
+    for p in run_dir.glob("start_*.pff"):
+        dp = p.name.split(".dp_")[1].split(".")[0]
+        module = int(p.name.split(".module_")[1].split(".")[0])
+        files.setdefault((dp, module), []).append(p)
+    out = {}
+    for k, ps in files.items():
+        ps.sort(key=lambda p: int(p.name.split(".seqno_")[1].split(".")[0]))
+        out[k] = np.concatenate([naive_read(p).images for p in ps])
+    return out
+
+
+def test_replace_reingests_a_changed_run_in_one_commit(runs, tmp_path):
+    _, b = runs
+    src = tmp_path / "src"
+    a = _run(src, 5, n=240, seed=0)
+    old_pixels = _naive_images(a)
+    lake = _ingest(Lake(tmp_path / "lake"), [a, b])  # v1
+    shutil.rmtree(a)
+    assert _run(src, 5, n=180, seed=9) == a  # same name, other content
+    with pytest.raises(LakeError, match=r"changed|frames"):
+        _ingest(lake, [a])
+    assert lake.version == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        result = lake.replace([a], workers=1)
+    assert result.version == 2 and len(log_versions(lake.root)) == 2  # one commit
+    ref = _ingest(Lake(tmp_path / "ref"), [a, b])
+    got, want = _views(lake), _views(ref)
+    assert got["frames"].equals(want["frames"])
+    assert got["hk"].equals(want["hk"])
+    for view in ("runs", "files"):  # latest rows per key, every column but the version
+        q = f"SELECT * EXCLUDE (version) FROM {view}_all ORDER BY ALL"
+        assert lake.sql(q).to_arrow_table().equals(ref.sql(q).to_arrow_table()), view
+    assert lake.sql("SELECT * FROM runs ORDER BY ALL").to_arrow_table().equals(
+        ref.sql("SELECT * FROM runs ORDER BY ALL").to_arrow_table())
+    assert _counts(lake, a.name) == _naive_frames(a)
+    new_pixels = _naive_images(a)
+    snap = lake.snapshot()
+    a_streams = {k: s for k, s in snap.streams.items() if k[0] == a.name}
+    for s in a_streams.values():  # new stores with the new pixels
+        assert s.store.endswith(".v2.zarr")
+        g = zarr.open_group(lake.root / s.store, mode="r")
+        np.testing.assert_array_equal(g["images"][: s.frames],
+                                      new_pixels[(s.data_product, s.module)])
+    old = lake.snapshot(1)
+    for k, s in old.streams.items():  # version 1 still reads the old pixels
+        if k[0] == a.name:
+            g = zarr.open_group(lake.root / s.store, mode="r")
+            np.testing.assert_array_equal(g["images"][: s.frames],
+                                          old_pixels[(s.data_product, s.module)])
+    assert lake.fsck().clean
+    assert _ingest(lake, [a]).version == 2  # idempotent afterwards
+    assert lake.vacuum("0s").stores  # the old stores go; the new ones stay
+    assert lake.fsck().clean and _views(lake)["frames"].equals(want["frames"])
+
+
+def test_plain_ingest_after_remove_writes_new_stores(runs, only_a, tmp_path):
+    a, b = runs
+    lake = _ingest(Lake(tmp_path / "lake"), [a, b])
+    lake.remove(b.name)
+    _ingest(lake, [b])
+    s_old = lake.snapshot(1).streams
+    s_new = lake.snapshot().streams
+    for k in s_new:
+        if k[0] == b.name:
+            assert s_new[k].store != s_old[k].store
+    assert _counts(lake, b.name) == _naive_frames(b)
+    assert _views(lake, lake.snapshot(2))["frames"].equals(_views(only_a)["frames"])
+    assert lake.fsck().clean
+
+
+def test_cli_ingest_replace(runs, tmp_path):
+    import subprocess
+    import sys
+
+    a, _ = runs
+    lake = _ingest(Lake(tmp_path / "lake"), [a])
+    r = subprocess.run([sys.executable, "-m", "pfflake", "ingest", str(a), "--lake",
+                        str(lake.root), "--replace", "--workers", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "lake at version 2" in r.stdout, r.stderr
+    c = read_commit(lake.root, 2)
+    assert c.operation == "replace" and c.removed_runs == [a.name]
+    assert _counts(lake, a.name) == _naive_frames(a)

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ZarrLayoutError
 from ..store.layout import ArrayLayout
+from .layout import STAGING
 from .log import (
     LOG_DIR,
     Snapshot,
@@ -220,8 +221,6 @@ def find_uncommitted_files(root: Path, committed: set[str], history: LogHistory,
 
 def find_dead_staging(root: Path, report: FsckReport, repair: bool) -> None:
     """Staging areas of ingests (and maintenance runs) no longer running on this host."""
-    from .lake import STAGING
-
     staging = root / STAGING
     if not staging.is_dir():
         return

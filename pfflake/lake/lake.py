@@ -325,6 +325,19 @@ class Lake:
             older_than = parse_duration(older_than)
         return vacuum(self, older_than, dry_run=dry_run)
 
+    def replace(self, run_dirs: Iterable[str | os.PathLike[str]], *, workers: int | None = None,
+                strict: bool = True, threshold: float | None = None,
+                progress: bool | None = None, client: distributed.Client | None = None,
+                ) -> IngestResult:
+        """Ingest ``run_dirs`` again from scratch (``pfflake ingest --replace``): runs the
+        lake holds are removed and re-ingested in ONE commit (a run whose source files
+        changed, which :meth:`ingest` refuses). Readers see the old run or the new one,
+        never neither; the new streams get new Zarr stores, and older versions still read
+        the old ones until :meth:`vacuum`. A run new to the lake is simply ingested."""
+        return ingest(self, run_dirs, IngestOptions(
+            workers=workers, strict=strict, threshold=threshold, progress=progress,
+            client=client, replace=True))
+
 
 __all__ = ["CRASH_POINTS", "IMAGE_CHUNK_BYTES", "IMAGE_SHARD_FRAMES", "LAKE_CODEC", "STAGING",
            "UNIT_FRAMES", "IngestResult", "Lake", "LakeError", "check_lake_target", "is_lake",

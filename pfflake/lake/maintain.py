@@ -52,7 +52,7 @@ from .. import schema as S
 from ..errors import CommitConflict, LakeError
 from ..faults import fault
 from .fsck import pid_alive
-from .lake import STAGING, safe_name
+from .layout import STAGING, safe_name
 from .log import (
     LOG_DIR,
     AddFile,
@@ -240,6 +240,36 @@ def plan_remove(root: Path, snap: Snapshot, runs: Iterable[str], staging: Path,
             size = _write(t, staging / rel)
             commit.add.append(AddFile(table, rel.as_posix(), t.num_rows, size,
                                       partition=e.partition, extra=dict(e.extra)))
+    return commit
+
+
+def replacing(root: Path, snap: Snapshot, run_dirs: Iterable[str | os.PathLike[str]],
+              staging: Path, txn: str) -> tuple[Snapshot, Commit | None]:
+    """For ``ingest --replace``: the snapshot to plan the ingest against (``snap`` without
+    the runs of ``run_dirs`` it holds, still at ``snap.version``) and the removal to merge
+    into the ingest's commit (:func:`with_removal`; ``None`` if no run is in the lake).
+    Rewrites of shared files are staged in the ingest's own staging area."""
+    names = [Path(d).name for d in run_dirs]
+    held = [n for n in dict.fromkeys(names) if n in snap.runs
+            or any(r == n for r, _ in snap.streams)]
+    if not held:
+        return snap, None
+    removal = plan_remove(root, snap, held, staging, txn)
+    planning = Snapshot(snap.version, {t: list(es) for t, es in snap.files.items()},
+                        dict(snap.streams), dict(snap.hk_records), set(snap.runs),
+                        dict(snap.thresholds), dict(snap.run_ids), set(snap.retired_stores))
+    planning.apply(removal)
+    planning.version = snap.version  # the ingest commits the next version: both at once
+    return planning, removal
+
+
+def with_removal(commit: Commit, removal: Commit) -> Commit:
+    """``commit`` (an ingest) carrying ``removal``'s actions too: one atomic replace."""
+    commit.operation = "replace"
+    commit.remove = removal.remove + commit.remove
+    commit.add = removal.add + commit.add
+    commit.removed_runs = removal.removed_runs
+    commit.removed_streams = removal.removed_streams
     return commit
 
 
@@ -549,4 +579,4 @@ def vacuum(lake: Lake, older_than: timedelta, *, dry_run: bool = False) -> Vacuu
 
 __all__ = ["COMMIT_RETRIES", "CRASH_POINTS", "DEFAULT_MIN_FILES", "DEFAULT_TARGET_BYTES",
            "LOG_DIR", "VacuumReport", "compact", "parse_duration", "plan_compact",
-           "plan_remove", "remove", "vacuum"]
+           "plan_remove", "remove", "replacing", "vacuum", "with_removal"]
