@@ -47,10 +47,10 @@ from ..paths import HK_FILE_NAME
 from ..run import PanosetiRun
 from ..store.layout import write_unit
 from ..store.resize import create_store_in_place, resize_store
+from . import maintain
 from .cluster import run_units
 from .layout import create_lake, is_lake, lake_zarr_layout, new_staging, safe_name, store_path
 from .log import AddFile, Commit, FileState, Snapshot, StreamState, publish_commit
-from .maintain import replacing, with_removal
 from .sources import file_row, file_states, new_hk_rows, redacted_configs, run_row
 from .tables import FILES_SCHEMA, RUNS_SCHEMA
 from .units import UnitResult, UnitTask, fingerprint, fsync_file, run_unit
@@ -233,7 +233,7 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
     try:
         removal = None
         if options.replace:  # plan against the lake without the runs; commit both at once
-            snap, removal = replacing(lake.root, snap, run_dirs, staging, txn)
+            snap, removal = maintain.replacing(lake.root, snap, run_dirs, staging, txn)
         plans: list[StreamPlan] = []
         for run_dir in run_dirs:
             with warnings.catch_warnings():
@@ -251,7 +251,7 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
         commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn)
         _fault("staged")
         if removal is not None:
-            commit = with_removal(commit, removal)
+            commit = maintain.with_removal(commit, removal)
         result.runs_checked = len(runs.opened)
         if not commit.add and not commit.streams:
             result.unchanged_version = snap.version

@@ -241,6 +241,33 @@ class Snapshot:
     #: until vacuumed, so an ingest of the same stream again must write a new store
     retired_stores: set[str] = field(default_factory=set)
 
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as JSON (a checkpoint's body): typed records' ``to_json``."""
+        return {
+            "version": self.version,
+            "files": {t: [e.to_json() for e in es] for t, es in self.files.items()},
+            "streams": [s.to_json() for s in self.streams.values()],
+            "hk_records": dict(self.hk_records),
+            "runs": sorted(self.runs),
+            "thresholds": dict(self.thresholds),
+            "run_ids": dict(self.run_ids),
+            "retired_stores": sorted(self.retired_stores),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Snapshot:
+        streams = [StreamState.from_json(s) for s in d.get("streams", [])]
+        return cls(
+            version=d["version"],
+            files={t: [AddFile.from_json(e) for e in es] for t, es in d["files"].items()},
+            streams={(s.run, s.stream): s for s in streams},
+            hk_records=dict(d.get("hk_records", {})),
+            runs=set(d.get("runs", [])),
+            thresholds=dict(d.get("thresholds", {})),
+            run_ids=dict(d.get("run_ids", {})),
+            retired_stores=set(d.get("retired_stores", [])),
+        )
+
     def table_files(self, table: str) -> list[AddFile]:
         return self.files.get(table, [])
 
@@ -281,33 +308,6 @@ class Snapshot:
         self.thresholds.update(commit.thresholds or {})
         self.run_ids.update(commit.run_ids or {})
         self.version = commit.version
-
-    def to_json(self) -> dict[str, Any]:
-        """The whole state as JSON (a checkpoint's body): typed records' ``to_json``."""
-        return {
-            "version": self.version,
-            "files": {t: [e.to_json() for e in es] for t, es in self.files.items()},
-            "streams": [s.to_json() for s in self.streams.values()],
-            "hk_records": dict(self.hk_records),
-            "runs": sorted(self.runs),
-            "thresholds": dict(self.thresholds),
-            "run_ids": dict(self.run_ids),
-            "retired_stores": sorted(self.retired_stores),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Snapshot:
-        streams = [StreamState.from_json(s) for s in d.get("streams", [])]
-        return cls(
-            version=d["version"],
-            files={t: [AddFile.from_json(e) for e in es] for t, es in d["files"].items()},
-            streams={(s.run, s.stream): s for s in streams},
-            hk_records=dict(d.get("hk_records", {})),
-            runs=set(d.get("runs", [])),
-            thresholds=dict(d.get("thresholds", {})),
-            run_ids=dict(d.get("run_ids", {})),
-            retired_stores=set(d.get("retired_stores", [])),
-        )
 
 
 def _version_name(version: int) -> str:
