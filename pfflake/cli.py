@@ -177,6 +177,9 @@ def ingest(
     lake: Path = typer.Option(
         ..., "--lake", help="Lake directory: an existing lake, or a new or empty directory."
     ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Remove the runs the lake holds and ingest them again, in "
+        "one commit (a run whose source changed; older versions keep the old one)."),
     workers: int = typer.Option(0, help="Worker processes (0: all cores)."),
     lenient: bool = typer.Option(False, help="Skip damaged frames instead of failing."),
     threshold: float = typer.Option(
@@ -218,7 +221,8 @@ def ingest(
 
         client = connect(scheduler)
     try:
-        result = Lake(lake, **layout).ingest(
+        front = Lake(lake, **layout)
+        result = (front.replace if replace else front.ingest)(
             run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
             progress=progress, client=client,
         )
@@ -255,6 +259,64 @@ def fsck(
     print(report.summary())
     if not report.clean:
         raise typer.Exit(1)
+
+
+# -- curating a lake: remove, compact, vacuum (issue 16; pfflake.lake.maintain) ---------------
+
+
+@app.command()
+def remove(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    runs: list[str] = typer.Argument(..., help="Run names (as in the runs table)."),
+) -> None:
+    """Take runs out of the lake in one commit (older versions keep them until vacuum)."""
+    from .lake import Lake
+
+    commit = Lake(lake).remove(runs)
+    print(f"removed {len(runs)} run(s): {len(commit.remove)} file(s) out, "
+          f"{len(commit.add)} rewritten; lake at version {commit.version}")
+
+
+@app.command()
+def compact(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    target_mb: float = typer.Option(128.0, "--target-mb", min=0.001,
+                                    help="Size to merge small Parquet files up to, in MB."),
+    min_files: int = typer.Option(2, "--min-files", min=2,
+                                  help="Rewrite a stream only if this many files merge."),
+) -> None:
+    """Merge small Parquet files into large ones in one commit (rows unchanged)."""
+    from .lake import Lake
+
+    lk = Lake(lake)
+    commit = lk.compact(target_bytes=int(target_mb * 1e6), min_files=min_files)
+    if commit is None:
+        print(f"nothing to compact; the lake is unchanged at version {lk.version}")
+    else:
+        print(f"compacted {len(commit.remove)} file(s) into {len(commit.add)}; "
+              f"lake at version {commit.version}")
+
+
+@app.command()
+def vacuum(
+    lake: Path = typer.Argument(..., help="Lake directory."),
+    older_than: str = typer.Option(..., "--older-than",
+                                   help="Keep what versions newer than this need: 7d, 12h, 0s."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List, delete nothing."),
+) -> None:
+    """Delete files no version newer than --older-than needs (never the latest's)."""
+    from .lake import Lake
+    from .lake.maintain import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as e:
+        raise _usage(f"--older-than: {e}") from None
+    report = Lake(lake).vacuum(age, dry_run=dry_run)
+    if dry_run:
+        for path in [*report.files, *report.stores, *report.staging]:
+            print(path)
+    print(report.summary())
 
 
 @app.command()

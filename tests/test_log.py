@@ -138,3 +138,190 @@ def test_golden_fixture_is_small():
     assert shutil.which  # the fixture is plain files: copyable into any checkout
     with pytest.raises(FileNotFoundError):
         read_commit(GOLDEN, 99)
+
+
+# -- issue 16: removed runs/streams and checkpoints -------------------------------------------
+
+
+def _naive_replay_upto(log: Path, upto: int) -> dict:
+    """The naive replay of :func:`_naive_replay`, plus removed runs/streams, to ``upto``."""
+    files: dict[str, list[dict]] = {}
+    streams: dict[tuple[str, str], dict] = {}
+    hk: dict[str, int] = {}
+    runs: set[str] = set()
+    version = 0
+    for p in sorted(log.glob("0*.json")):
+        if not p.name.removesuffix(".json").isdigit():
+            continue
+        c = json.loads(p.read_text())
+        if c["version"] > upto:
+            break
+        gone_runs = set(c.get("removed_runs") or [])
+        gone = {(d["run"], d["stream"]) for d in c.get("removed_streams") or []}
+        streams = {k: s for k, s in streams.items() if k[0] not in gone_runs and k not in gone}
+        runs -= gone_runs
+        hk = {r: n for r, n in hk.items() if r not in gone_runs}
+        paths = {e["path"] for e in c.get("remove", [])}
+        files = {t: [e for e in es if e["path"] not in paths] for t, es in files.items()}
+        for e in c.get("add", []):
+            files.setdefault(e["table"], []).append(e)
+        for s in c.get("streams", []):
+            st = streams.setdefault((s["run"], s["stream"]), {**s, "files": {}, "store": None})
+            st["frames"] = s["frames"]
+            st["store"] = s.get("store") or st["store"]
+            st["files"].update({f["name"]: f for f in s.get("files", [])})
+        hk.update(c.get("hk_records", {}))
+        runs.update(c.get("runs", []))
+        version = c["version"]
+    return {"files": {t: es for t, es in files.items() if es}, "streams": streams, "hk": hk,
+            "runs": runs, "version": version}
+
+
+def _as_naive(snap) -> dict:
+    return {
+        "files": {t: [e.to_json() for e in es] for t, es in snap.files.items() if es},
+        "streams": {k: {**s.to_json(), "files": {n: f.to_json() for n, f in s.files.items()}}
+                    for k, s in snap.streams.items()},
+        "hk": snap.hk_records, "runs": snap.runs, "version": snap.version,
+    }
+
+
+def _naive_streams(d: dict) -> dict:
+    return {k: {"frames": s["frames"], "store": s["store"], "files": s["files"]}
+            for k, s in d["streams"].items()}
+
+
+def _same(snap, naive: dict) -> None:
+    got = _as_naive(snap)
+    assert got["version"] == naive["version"]
+    assert got["files"] == naive["files"]
+    assert _naive_streams(got) == _naive_streams(naive)
+    assert got["hk"] == naive["hk"] and got["runs"] == naive["runs"]
+
+
+def _generated_log(root: Path, n: int, seed: int = 0) -> None:
+    """``n`` small commits: ingests of growing streams, compactions, removed runs, dl1-like
+    replacements, a re-ingest of a removed run in the same commit (replace)."""
+    import random
+
+    rng = random.Random(seed)
+    live: dict[str, list[str]] = {}
+    for v in range(1, n + 1):
+        body: dict = {"operation": "ingest", "add": [], "remove": [], "streams": [], "runs": [],
+                      "hk_records": {}}
+        op = rng.random()
+        if live and op < 0.1:  # remove a run (and maybe re-ingest it: replace)
+            run = rng.choice(sorted(live))
+            body.update(operation="remove", removed_runs=[run],
+                        removed_streams=[{"run": run, "stream": "s", "store": f"zarr/{run}"}])
+            body["remove"] = [{"table": "frames", "path": p, "rows": 1, "bytes": 1}
+                              for p in live.pop(run)]
+            if rng.random() < 0.5:
+                live[run] = []
+                body["runs"] = [run]
+            else:
+                publish_commit(root, v, body)
+                continue
+        elif live and op < 0.2:  # compact one run's files
+            run = rng.choice(sorted(live))
+            body["operation"] = "compact"
+            body["remove"] = [{"table": "frames", "path": p, "rows": 1, "bytes": 1}
+                              for p in live[run]]
+            live[run] = []
+        else:
+            run = f"run{rng.randrange(5)}"
+            if run not in live:
+                live[run] = []
+                body["runs"] = [run]
+        path = f"frames/{run}.{v}.parquet"
+        live[run].append(path)
+        body["add"].append({"table": "frames", "path": path, "rows": 1, "bytes": 1, "run": run,
+                            "stream": "s", "first_frame": v, "last_frame": v})
+        body["streams"].append({"run": run, "stream": "s", "data_product": "img16", "module": 1,
+                                "frames": v, "store": f"zarr/{run}",
+                                "files": [{"name": f"f{v % 3}.pff", "size": v, "frames": v,
+                                           "fingerprint": str(v)}]})
+        body["hk_records"] = {run: v}
+        publish_commit(root, v, body)
+
+
+def test_removed_runs_round_trip_and_old_logs_read():
+    c = Commit(3, "remove", removed_runs=["r"],
+               removed_streams=[{"run": "r", "stream": "s", "store": "zarr/r"}])
+    assert Commit.from_json(c.to_json()) == c
+    assert "removed_runs" not in Commit(4).to_json()  # absent in older logs, not written
+    assert Commit.from_json({"version": 1}).removed_runs is None
+
+
+def test_checkpoint_equals_full_replay_at_every_version(tmp_path, monkeypatch):
+    from pfflake.lake import log as L
+
+    monkeypatch.setattr(L, "CHECKPOINT_INTERVAL", 7)
+    root = tmp_path / "lake"
+    _generated_log(root, 60)
+    assert L.checkpoint_versions(root) == list(range(7, 61, 7))
+    assert L.last_checkpoint(root) == 56
+    for v in range(0, 61):
+        naive = _naive_replay_upto(root / LOG_DIR, v)
+        _same(load_snapshot(root, v), naive)
+        _same(load_snapshot(root, version=v, checkpoints=False), naive)
+        assert load_snapshot(root, v) == load_snapshot(root, v, checkpoints=False)
+    _same(load_snapshot(root), _naive_replay_upto(root / LOG_DIR, 60))
+
+
+def test_checkpoint_of_the_golden_log(tmp_path):
+    from pfflake.lake.log import read_checkpoint, write_checkpoint
+
+    root = tmp_path / "golden"
+    shutil.copytree(GOLDEN, root)
+    write_checkpoint(root, load_snapshot(root, 2))
+    assert read_checkpoint(root, 2) == load_snapshot(root, 2, checkpoints=False)
+    for v in range(0, 4):
+        _same(load_snapshot(root, v), _naive_replay_upto(root / LOG_DIR, v))
+
+
+def test_damaged_or_missing_checkpoint_falls_back_to_replay(tmp_path, monkeypatch):
+    from pfflake.lake import log as L
+
+    monkeypatch.setattr(L, "CHECKPOINT_INTERVAL", 10)
+    root = tmp_path / "lake"
+    _generated_log(root, 35, seed=3)
+    want = load_snapshot(root, checkpoints=False)
+    p30 = L.checkpoint_path(root, 30)
+    data = p30.read_bytes()
+    p30.write_bytes(data[: len(data) // 2])  # truncated
+    assert L.read_checkpoint(root, 30) is None
+    assert load_snapshot(root) == want
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 1  # one bit: the checksum catches it
+    p30.write_bytes(bytes(flipped))
+    assert L.read_checkpoint(root, 30) is None and load_snapshot(root) == want
+    p30.unlink()
+    (root / LOG_DIR / L.LAST_CHECKPOINT).write_text("garbage")
+    assert load_snapshot(root) == want
+    for p in root.joinpath(LOG_DIR).glob("*.checkpoint.json"):
+        p.write_text("{}")
+    assert load_snapshot(root) == want and load_snapshot(root, 25) == load_snapshot(
+        root, 25, checkpoints=False)
+
+
+def test_fsck_reports_and_repairs_a_wrong_checkpoint(tmp_path, monkeypatch):
+    from pfflake.lake import Lake
+    from pfflake.lake import log as L
+
+    monkeypatch.setattr(L, "CHECKPOINT_INTERVAL", 10)
+    root = tmp_path / "lake"
+    _generated_log(root, 25, seed=5)
+    lake = Lake(root)
+    wrong = load_snapshot(root, 20)
+    wrong.runs.add("ghost")  # a checkpoint with a valid checksum but wrong content
+    L.write_checkpoint(root, wrong)
+    L.checkpoint_path(root, 10).write_text("x")
+    report = lake.fsck()
+    found = [x for x in report.leftovers if "checkpoint" in x]
+    assert len(found) == 2 and any("disagrees" in x for x in found)
+    assert any("damaged" in x for x in found)
+    lake.fsck(repair=True)
+    assert L.checkpoint_versions(root) == []
+    assert load_snapshot(root) == load_snapshot(root, checkpoints=False)
+    assert "ghost" not in load_snapshot(root).runs

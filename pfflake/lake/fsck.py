@@ -8,9 +8,18 @@ compared with the one recorded while ingesting (:func:`check_sources`).
 Leftovers of interrupted ingests (staged files, data files no commit names,
 Zarr frames beyond the committed count, temporary log files) are reported, and
 removed with ``repair=True``. Data files that a later commit removed (a
-recomputed ``dl1`` or calibration replaces its rows that way) are neither:
-older snapshots still read them, so they are counted as ``replaced`` and
-kept.
+recomputed ``dl1`` or calibration, ``compact``, ``remove``) and the Zarr stores of
+removed runs are neither: older snapshots still read them, so they are counted
+as ``replaced`` and kept (``vacuum`` deletes them once no kept version needs
+them; a vacuumed file is gone on purpose and is no error). A checkpoint that
+is damaged or disagrees with a replay of the log is a leftover (``--repair``
+deletes it; readers then replay).
+
+:func:`fsck` composes small checks, each usable on its own:
+:func:`check_committed_files`, :func:`find_uncommitted_files`,
+:func:`find_dead_staging`, :func:`find_temp_logs`,
+:func:`find_uncommitted_stores`, :func:`check_store_lengths`,
+:func:`check_checkpoints` and (``sources=True``) :func:`check_sources`.
 """
 
 from __future__ import annotations
@@ -21,11 +30,25 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from .log import LOG_DIR, log_versions, read_commit
+from ..errors import ZarrLayoutError
+from ..store.layout import ArrayLayout
+from ..store.resize import resize_store
+from .layout import STAGING
+from .log import (
+    LOG_DIR,
+    Snapshot,
+    checkpoint_path,
+    checkpoint_versions,
+    log_versions,
+    read_checkpoint,
+    read_commit,
+)
+from .units import CHECKSUM_BLOCK
 
 if TYPE_CHECKING:
     from .lake import Lake
@@ -40,7 +63,8 @@ class FsckReport:
     errors: list[str] = field(default_factory=list)  # damage in committed data
     leftovers: list[str] = field(default_factory=list)  # uncommitted debris
     repaired: list[str] = field(default_factory=list)
-    replaced: int = 0  # files a later commit removed: kept for older snapshots
+    replaced: int = 0  # files (and stores) a later commit removed: kept for older snapshots
+    checkpoints: int = 0  # checkpoints that agree with a replay of the log
 
     source_ranges: int = 0  # ingested byte ranges re-read (--sources)
     source_bytes: int = 0
@@ -73,7 +97,8 @@ class FsckReport:
         return text
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process ``pid`` runs on this host (or exists and is not ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,6 +106,29 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_pid_alive = pid_alive  # the name before issue 16
+
+
+@dataclass
+class LogHistory:
+    """What the log up to one version says beyond its snapshot: files some commit removed
+    and stores of removed streams (kept on disk for older versions until vacuumed)."""
+
+    removed_files: set[str] = field(default_factory=set)
+    removed_stores: set[str] = field(default_factory=set)
+
+
+def log_history(root: Path, version: int) -> LogHistory:
+    h = LogHistory()
+    for v in log_versions(root):
+        if v > version:
+            break
+        c = read_commit(root, v)
+        h.removed_files.update(e.path for e in c.remove)
+        h.removed_stores.update(d["store"] for d in c.removed_streams or () if d.get("store"))
+    return h
 
 
 def check_sources(snap, report: FsckReport) -> None:
@@ -92,8 +140,6 @@ def check_sources(snap, report: FsckReport) -> None:
     ingested yet and are not checked.
     """
     import zlib
-
-    from .units import CHECKSUM_BLOCK
 
     for entry in snap.table_files("frames"):
         if entry.sources is None:
@@ -124,12 +170,9 @@ def check_sources(snap, report: FsckReport) -> None:
                 report.errors.append(f"{what}: content changed since it was ingested")
 
 
-def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
-    from .lake import STAGING, resize_store
-
-    root = lake.root
-    snap = lake.snapshot()
-    report = FsckReport(version=snap.version)
+def check_committed_files(root: Path, snap: Snapshot, report: FsckReport) -> set[str]:
+    """Every file the snapshot names exists with its logged size, a readable footer and
+    its logged row count; returns the committed paths."""
     committed = set()
     for entries in snap.files.values():
         for e in entries:
@@ -137,73 +180,113 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
             path = root / e.path
             report.committed_files += 1
             if not path.is_file():
-                report.errors.append(f"missing committed file {e['path']}")
+                report.errors.append(f"missing committed file {e.path}")
                 continue
-            if path.stat().st_size != e.bytes:
-                report.errors.append(
-                    f"{e['path']}: {path.stat().st_size} bytes, log says {e['bytes']}"
-                )
+            size = path.stat().st_size
+            if size != e.bytes:
+                report.errors.append(f"{e.path}: {size} bytes, log says {e.bytes}")
                 continue
             try:
                 rows = pq.read_metadata(path).num_rows
             except Exception as exc:  # any unreadable footer is damage
-                report.errors.append(f"{e['path']}: unreadable Parquet ({exc})")
+                report.errors.append(f"{e.path}: unreadable Parquet ({exc})")
                 continue
             if rows != e.rows:
-                report.errors.append(f"{e['path']}: {rows} rows, log says {e['rows']}")
-    removed = {e.path for v in log_versions(root) if v <= snap.version
-               for e in read_commit(root, v).remove} - committed
-    # uncommitted data files
+                report.errors.append(f"{e.path}: {rows} rows, log says {e.rows}")
+    return committed
+
+
+def find_uncommitted_files(root: Path, committed: set[str], history: LogHistory,
+                           report: FsckReport, repair: bool) -> None:
+    """Data files under the table directories that no commit names (leftovers); files a
+    commit removed are counted as ``replaced`` and kept."""
     for d in _TABLE_DIRS:
         base = root / d
         if not base.is_dir():
             continue
         for path in sorted(base.rglob("*")):
-            rel = path.relative_to(root).as_posix()
-            if path.is_file() and rel in removed:
-                report.replaced += 1
-            elif path.is_file() and rel not in committed:
-                report.leftovers.append(f"uncommitted file {rel}")
-                if repair:
-                    path.unlink()
-                    report.repaired.append(f"removed {rel}")
-    # staging areas of ingests that are no longer running
-    staging = root / STAGING
-    if staging.is_dir():
-        for txn in sorted(staging.iterdir()):
-            owner = {}
-            with contextlib.suppress(OSError, ValueError):
-                owner = json.loads((txn / "owner.json").read_text())
-            alive = owner.get("host") == socket.gethostname() and _pid_alive(owner.get("pid", -1))
-            if alive:
+            if not path.is_file():
                 continue
-            report.leftovers.append(f"staging area {txn.name} of a stopped ingest")
+            rel = path.relative_to(root).as_posix()
+            if rel in committed:
+                continue
+            if rel in history.removed_files:
+                report.replaced += 1
+                continue
+            report.leftovers.append(f"uncommitted file {rel}")
             if repair:
-                shutil.rmtree(txn, ignore_errors=True)
-                report.repaired.append(f"removed staging {txn.name}")
-    for tmp in sorted((root / LOG_DIR).glob(".tmp-*")) if (root / LOG_DIR).is_dir() else []:
+                path.unlink()
+                report.repaired.append(f"removed {rel}")
+
+
+def find_dead_staging(root: Path, report: FsckReport, repair: bool) -> None:
+    """Staging areas of ingests (and maintenance runs) no longer running on this host."""
+    staging = root / STAGING
+    if not staging.is_dir():
+        return
+    for txn in sorted(staging.iterdir()):
+        owner = {}
+        with contextlib.suppress(OSError, ValueError):
+            owner = json.loads((txn / "owner.json").read_text())
+        if owner.get("host") == socket.gethostname() and pid_alive(owner.get("pid", -1)):
+            continue
+        report.leftovers.append(f"staging area {txn.name} of a stopped ingest")
+        if repair:
+            shutil.rmtree(txn, ignore_errors=True)
+            report.repaired.append(f"removed staging {txn.name}")
+
+
+def find_temp_logs(root: Path, report: FsckReport, repair: bool) -> None:
+    """Temporary files of interrupted commits, checkpoints or vacuum records."""
+    log = root / LOG_DIR
+    for tmp in sorted(log.glob(".tmp-*")) if log.is_dir() else []:
         report.leftovers.append(f"temporary log file {tmp.name}")
         if repair:
             tmp.unlink(missing_ok=True)
             report.repaired.append(f"removed {tmp.name}")
-    # Zarr stores
-    stores = {s.store: s for s in snap.streams.values() if s.store}
+
+
+def find_uncommitted_stores(root: Path, snap: Snapshot, history: LogHistory,
+                            report: FsckReport, repair: bool) -> None:
+    """Zarr stores no stream of the snapshot uses: a removed stream's store is
+    ``replaced`` (kept for older versions), anything else a leftover."""
+    stores = {s.store for s in snap.streams.values() if s.store}
     zroot = root / "zarr"
-    if zroot.is_dir():
-        for store in sorted(zroot.glob("*/*.zarr")):
-            rel = store.relative_to(root).as_posix()
-            if rel not in stores:
-                report.leftovers.append(f"uncommitted Zarr store {rel}")
-                if repair:
-                    shutil.rmtree(store, ignore_errors=True)
-                    report.repaired.append(f"removed {rel}")
-    for rel, state in stores.items():
-        store = root / rel
-        meta = store / "images" / "zarr.json"
-        if not meta.is_file():
+    if not zroot.is_dir():
+        return
+    for store in sorted(zroot.glob("*/*.zarr")):
+        rel = store.relative_to(root).as_posix()
+        if rel in stores:
+            continue
+        if rel in history.removed_stores:
+            report.replaced += 1
+            continue
+        report.leftovers.append(f"uncommitted Zarr store {rel}")
+        if repair:
+            shutil.rmtree(store, ignore_errors=True)
+            report.repaired.append(f"removed {rel}")
+
+
+def _store_length(store: Path) -> int:
+    try:
+        return ArrayLayout(store / "images").n_frames
+    except ZarrLayoutError:  # a layout the fast reader does not handle: ask zarr-python
+        import zarr
+
+        return int(zarr.open_array(store / "images", mode="r").shape[0])
+
+
+def check_store_lengths(root: Path, snap: Snapshot, report: FsckReport, repair: bool) -> None:
+    """Each committed store holds at least its committed frames; frames beyond are
+    leftovers of an interrupted ingest (``repair`` truncates the store's metadata)."""
+    for state in snap.streams.values():
+        if not state.store:
+            continue
+        rel, store = state.store, root / state.store
+        if not (store / "images" / "zarr.json").is_file():
             report.errors.append(f"missing committed Zarr store {rel}")
             continue
-        length = json.loads(meta.read_text())["shape"][0]
+        length = _store_length(store)
         if length < state.frames:
             report.errors.append(f"{rel}: {length} frames, log says {state.frames}")
         elif length > state.frames:
@@ -211,6 +294,50 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
             if repair:
                 resize_store(store, state.frames)
                 report.repaired.append(f"truncated {rel} to {state.frames} frames")
+
+
+def check_checkpoints(root: Path, report: FsckReport, repair: bool) -> None:
+    """Every checkpoint equals a full replay of the log to its version; a damaged or
+    disagreeing one is a leftover (readers skip a damaged one, never a wrong one:
+    ``repair`` deletes it)."""
+    ckpts = checkpoint_versions(root)
+    if not ckpts:
+        return
+    versions = log_versions(root)
+    replay, i = Snapshot(), 0
+    for c in ckpts:
+        while i < len(versions) and versions[i] <= c:
+            replay.apply(read_commit(root, versions[i]))
+            i += 1
+        got = read_checkpoint(root, c)
+        if got is None:
+            problem = "is damaged"
+        elif replay.version != c:
+            problem = "has no commit of its version"
+        elif got.to_json() != replay.to_json():
+            problem = "disagrees with a replay of the log"
+        else:
+            report.checkpoints += 1
+            continue
+        name = checkpoint_path(root, c).name
+        report.leftovers.append(f"checkpoint {name} {problem}")
+        if repair:
+            checkpoint_path(root, c).unlink(missing_ok=True)
+            report.repaired.append(f"removed {name}")
+
+
+def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
+    root = lake.root
+    snap = lake.snapshot()
+    report = FsckReport(version=snap.version)
+    history = log_history(root, snap.version)
+    committed = check_committed_files(root, snap, report)
+    find_uncommitted_files(root, committed, history, report, repair)
+    find_dead_staging(root, report, repair)
+    find_temp_logs(root, report, repair)
+    find_uncommitted_stores(root, snap, history, report, repair)
+    check_store_lengths(root, snap, report, repair)
+    check_checkpoints(root, report, repair)
     if sources:
         check_sources(snap, report)
     return report

@@ -47,6 +47,7 @@ from ..paths import HK_FILE_NAME
 from ..run import PanosetiRun
 from ..store.layout import write_unit
 from ..store.resize import create_store_in_place, resize_store
+from . import maintain
 from .cluster import run_units
 from .layout import create_lake, is_lake, lake_zarr_layout, new_staging, safe_name, store_path
 from .log import AddFile, Commit, FileState, Snapshot, StreamState, publish_commit
@@ -100,6 +101,9 @@ class IngestOptions:
 
     workers: int | None = None
     strict: bool = True
+    #: issue 16 (``ingest --replace``): runs the lake already holds are removed and
+    #: ingested again in the same commit (see :func:`pfflake.lake.maintain.replacing`)
+    replace: bool = False
     threshold: float | None = None
     progress: bool | None = None
     max_retries: int = 3
@@ -227,6 +231,9 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
     result = IngestResult(version=None)
     runs = _Runs()
     try:
+        removal = None
+        if options.replace:  # plan against the lake without the runs; commit both at once
+            snap, removal = maintain.replacing(lake.root, snap, run_dirs, staging, txn)
         plans: list[StreamPlan] = []
         for run_dir in run_dirs:
             with warnings.catch_warnings():
@@ -243,6 +250,8 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
         _fault("units_written")
         commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn)
         _fault("staged")
+        if removal is not None:
+            commit = maintain.with_removal(commit, removal)
         result.runs_checked = len(runs.opened)
         if not commit.add and not commit.streams:
             result.unchanged_version = snap.version
@@ -287,11 +296,20 @@ def plan_run(root: Path, run: PanosetiRun, snap: Snapshot) -> list[StreamPlan]:
                 state=state,
                 start=committed,
                 stop=len(seq),
-                store=root / store_path(name, stream),
+                store=root / _new_store_path(snap, name, stream, state),
                 new_store=state is None or state.store is None,
             )
         )
     return plans
+
+
+def _new_store_path(snap: Snapshot, run: str, stream: str, state: StreamState | None) -> Path:
+    """The stream's store; for a stream ingested again after a ``remove``, a new one
+    (``<run>.<stream>.v<version>.zarr``): the old store still serves older versions."""
+    rel = store_path(run, stream)
+    if state is None and rel.as_posix() in snap.retired_stores:
+        rel = rel.with_name(f"{rel.stem}.v{snap.version + 1}.zarr")
+    return rel
 
 
 def check_unchanged(run: PanosetiRun, seq, state: StreamState | None) -> None:

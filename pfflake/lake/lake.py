@@ -23,6 +23,7 @@ from ..store.resize import resize_store
 from ..timing import time_offsets
 from . import analysis, cluster, views
 from . import images as lake_images
+from .fsck import fsck as check_lake
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult, ingest
 from .layout import (
     IMAGE_CHUNK_BYTES,
@@ -37,6 +38,14 @@ from .layout import (
     safe_name,
 )
 from .log import Snapshot, log_versions
+from .maintain import (
+    DEFAULT_MIN_FILES,
+    DEFAULT_TARGET_BYTES,
+    compact,
+    parse_duration,
+    remove,
+    vacuum,
+)
 from .tables import TABLES as _TABLE_SPECS
 from .views import LakeView, snapshot_at
 
@@ -367,9 +376,42 @@ class Lake:
         uncommitted leftovers: staged files, unreferenced data files, Zarr frames
         beyond the committed count. ``sources``: also re-read every ingested byte
         range of the source PFF files and compare its CRC-32 (see :mod:`pfflake.fsck`)."""
-        from .fsck import fsck
+        return check_lake(self, repair=repair, sources=sources)
 
-        return fsck(self, repair=repair, sources=sources)
+    # -- curating (issue 16: pfflake.lake.maintain) ----------------------------------------
+
+    def remove(self, runs: str | Iterable[str]):
+        """Take a run (or several) out of the lake in one commit: its rows leave every table
+        and its streams the snapshot; older versions still read them until :meth:`vacuum`.
+        Returns the :class:`~pfflake.lake.log.Commit` (see :func:`pfflake.lake.maintain.remove`)."""
+        return remove(self, [runs] if isinstance(runs, str) else list(runs))
+
+    def compact(self, *, target_bytes: int | None = None, min_files: int | None = None):
+        """Merge small Parquet files into large ones in one commit, rows unchanged; returns
+        the commit or ``None`` (see :func:`pfflake.lake.maintain.compact`)."""
+        return compact(self, target_bytes=target_bytes or DEFAULT_TARGET_BYTES,
+                       min_files=min_files or DEFAULT_MIN_FILES)
+
+    def vacuum(self, older_than, *, dry_run: bool = False):
+        """Delete files no version committed in the last ``older_than`` (a ``timedelta`` or
+        ``"7d"``/``"12h"``/``"0s"``) needs; never the latest's. Returns a
+        :class:`~pfflake.lake.maintain.VacuumReport` (see :func:`pfflake.lake.maintain.vacuum`)."""
+        if isinstance(older_than, str):
+            older_than = parse_duration(older_than)
+        return vacuum(self, older_than, dry_run=dry_run)
+
+    def replace(self, run_dirs: Iterable[str | os.PathLike[str]], *, workers: int | None = None,
+                strict: bool = True, threshold: float | None = None,
+                progress: bool | None = None, client: distributed.Client | None = None,
+                ) -> IngestResult:
+        """Ingest ``run_dirs`` again from scratch (``pfflake ingest --replace``): runs the
+        lake holds are removed and re-ingested in ONE commit (a run whose source files
+        changed, which :meth:`ingest` refuses). Readers see the old run or the new one,
+        never neither; the new streams get new Zarr stores, and older versions still read
+        the old ones until :meth:`vacuum`. A run new to the lake is simply ingested."""
+        return ingest(self, run_dirs, IngestOptions(
+            workers=workers, strict=strict, threshold=threshold, progress=progress,
+            client=client, replace=True))
 
 
 __all__ = ["CRASH_POINTS", "IMAGE_CHUNK_BYTES", "IMAGE_SHARD_FRAMES", "LAKE_CODEC", "STAGING",

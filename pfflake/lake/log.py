@@ -9,12 +9,25 @@ Publishing a commit is atomic and exclusive: the JSON is written to a
 temporary file, fsynced, then hard-linked to its version's name, which fails
 if another writer got that version first (:class:`CommitConflict`). A reader
 therefore never sees a half-written commit.
+
+Checkpoints (issue 16): whoever publishes a version that is a multiple of
+:data:`CHECKPOINT_INTERVAL` then writes that version's whole :class:`Snapshot` as
+``<version>.checkpoint.json`` (atomically, with a SHA-256 of its body) and points
+``_last_checkpoint`` at it. :func:`load_snapshot` starts from the newest intact
+checkpoint at or before the version asked for; a checkpoint is only a cache of
+the replay, so a missing or damaged one costs time, never a wrong answer.
+``_vacuum.json`` records what ``vacuum`` deleted and the oldest version still
+readable.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
+import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Mapping
@@ -23,8 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import CommitConflict, FrameNotFoundError
+from ..errors import CommitConflict, FrameNotFoundError, LakeError
 from ..faults import fault
+
+logger = logging.getLogger(__name__)
 
 LOG_DIR = "_pfflake_log"
 _VERSION_DIGITS = 20
@@ -33,7 +48,10 @@ _VERSION_DIGITS = 20
 def _split(d: Mapping[str, Any], known: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``d`` as (known keys, everything else): unknown keys are kept, never an error, so a
     log written by a newer pfflake still reads (and is written back unchanged)."""
-    return {k: d[k] for k in known if k in d}, {k: v for k, v in d.items() if k not in known}
+    got = {k: d[k] for k in known if k in d}
+    if len(got) == len(d):  # the usual case, and the hot path of opening a checkpoint
+        return got, {}
+    return got, {k: v for k, v in d.items() if k not in known}
 
 
 @dataclass
@@ -164,10 +182,17 @@ class Commit:
     run_ids: dict[str, dict[str, str]] | None = None  # issue 11; absent in older logs
     committed_at: str | None = None  # filled by publish_commit
     writer: dict[str, Any] | None = None  # {"host", "pid"}, filled by publish_commit
+    #: issue 16 (``remove``, ``ingest --replace``): runs taken out of the lake before this
+    #: commit's ``streams``/``runs`` apply (their streams, hk count, threshold, identity)
+    removed_runs: list[str] | None = None
+    #: issue 16: streams taken out, ``{"run", "stream", "store"}`` (the store stays on disk
+    #: for older versions until ``vacuum``)
+    removed_streams: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. dl1/calibration ids, recipe
 
     _KEYS = ("version", "operation", "add", "remove", "streams", "runs", "hk_records",
-             "thresholds", "run_ids", "committed_at", "writer")
+             "thresholds", "run_ids", "committed_at", "writer", "removed_runs",
+             "removed_streams")
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Commit:
@@ -190,7 +215,8 @@ class Commit:
             "runs": list(self.runs),
             "hk_records": dict(self.hk_records),
         }
-        for k in ("operation", "thresholds", "run_ids", "committed_at", "writer"):
+        for k in ("operation", "thresholds", "run_ids", "committed_at", "writer",
+                  "removed_runs", "removed_streams"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return {**out, **self.extra}
@@ -211,15 +237,61 @@ class Snapshot:
     #: run -> its identity {"observatory", "start" (ISO UTC), "source_path"}; runs ingested
     #: before identities were recorded are absent
     run_ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Zarr stores of streams a commit removed (issue 16): kept on disk for older versions
+    #: until vacuumed, so an ingest of the same stream again must write a new store
+    retired_stores: set[str] = field(default_factory=set)
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as JSON (a checkpoint's body): typed records' ``to_json``."""
+        return {
+            "version": self.version,
+            "files": {t: [e.to_json() for e in es] for t, es in self.files.items()},
+            "streams": [s.to_json() for s in self.streams.values()],
+            "hk_records": dict(self.hk_records),
+            "runs": sorted(self.runs),
+            "thresholds": dict(self.thresholds),
+            "run_ids": dict(self.run_ids),
+            "retired_stores": sorted(self.retired_stores),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Snapshot:
+        streams = [StreamState.from_json(s) for s in d.get("streams", [])]
+        return cls(
+            version=d["version"],
+            files={t: [AddFile.from_json(e) for e in es] for t, es in d["files"].items()},
+            streams={(s.run, s.stream): s for s in streams},
+            hk_records=dict(d.get("hk_records", {})),
+            runs=set(d.get("runs", [])),
+            thresholds=dict(d.get("thresholds", {})),
+            run_ids=dict(d.get("run_ids", {})),
+            retired_stores=set(d.get("retired_stores", [])),
+        )
 
     def table_files(self, table: str) -> list[AddFile]:
         return self.files.get(table, [])
 
     def apply(self, commit: Commit) -> None:
-        """Replay one commit onto this snapshot (in place)."""
+        """Replay one commit onto this snapshot (in place).
+
+        Removals first (files, then runs and streams), then additions: a commit that
+        removes a run and ingests it again (``ingest --replace``) leaves the new state."""
+        gone_runs = set(commit.removed_runs or ())
+        gone_streams = {(d["run"], d["stream"]) for d in commit.removed_streams or ()}
+        if gone_runs or gone_streams:
+            self.retired_stores.update(
+                s.store for k, s in self.streams.items()
+                if s.store and (k[0] in gone_runs or k in gone_streams))
+            self.streams = {k: s for k, s in self.streams.items()
+                            if k[0] not in gone_runs and k not in gone_streams}
+            for run in gone_runs:
+                self.runs.discard(run)
+                for d in (self.hk_records, self.thresholds, self.run_ids):
+                    d.pop(run, None)
         removed = {e.path for e in commit.remove}
-        for table, entries in list(self.files.items()):
-            self.files[table] = [e for e in entries if e.path not in removed]
+        if removed:  # (a filter per commit made replay quadratic in the file count)
+            for table, entries in list(self.files.items()):
+                self.files[table] = [e for e in entries if e.path not in removed]
         for entry in commit.add:
             self.files.setdefault(entry.table, []).append(entry)
         for s in commit.streams:
@@ -275,35 +347,198 @@ def _version_name(version: int) -> str:
     return f"{version:0{_VERSION_DIGITS}d}.json"
 
 
+def _scan_log(root: Path) -> tuple[list[int], list[int]]:
+    """(commit versions, checkpoint versions), both sorted, from one listing of the log."""
+    try:
+        names = os.listdir(root / LOG_DIR)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    n, c = _VERSION_DIGITS + 5, _VERSION_DIGITS + len(CHECKPOINT_SUFFIX)
+    commits = sorted(int(x[:_VERSION_DIGITS]) for x in names
+                     if len(x) == n and x.endswith(".json") and x[:_VERSION_DIGITS].isdigit())
+    checkpoints = sorted(int(x[:_VERSION_DIGITS]) for x in names
+                         if len(x) == c and x.endswith(CHECKPOINT_SUFFIX)
+                         and x[:_VERSION_DIGITS].isdigit())
+    return commits, checkpoints
+
+
 def log_versions(root: Path) -> list[int]:
-    log = root / LOG_DIR
-    if not log.is_dir():
-        return []
-    out = []
-    for p in log.iterdir():
-        stem = p.name.removesuffix(".json")
-        if p.name.endswith(".json") and stem.isdigit() and len(stem) == _VERSION_DIGITS:
-            out.append(int(stem))
-    return sorted(out)
+    """The published commit versions, ascending (one directory listing)."""
+    return _scan_log(root)[0]
+
+
+def checkpoint_versions(root: Path) -> list[int]:
+    """Versions that have a checkpoint file (damaged or not), ascending."""
+    return _scan_log(root)[1]
 
 
 def read_commit(root: Path, version: int) -> Commit:
     return Commit.from_json(json.loads((root / LOG_DIR / _version_name(version)).read_text()))
 
 
-def load_snapshot(root: Path, as_of: int | None = None) -> Snapshot:
-    """Replay the log up to ``as_of`` (default: the latest version)."""
-    snap = Snapshot()
-    for version in log_versions(root):
-        if as_of is not None and version > as_of:
+# -- checkpoints ----------------------------------------------------------------------------
+
+#: A checkpoint is written for every version that is a multiple of this (0: never).
+CHECKPOINT_INTERVAL = 100
+CHECKPOINT_SUFFIX = ".checkpoint.json"
+LAST_CHECKPOINT = "_last_checkpoint"
+_CKPT_HEAD = re.compile(rb'\{"format":1,"sha256":"([0-9a-f]{64})","version":(\d+),"snapshot":')
+
+
+def checkpoint_path(root: Path, version: int) -> Path:
+    return root / LOG_DIR / f"{version:0{_VERSION_DIGITS}d}{CHECKPOINT_SUFFIX}"
+
+
+def _write_atomic(final: Path, data: bytes, point: str) -> None:
+    """``data`` to ``final`` via a fsynced ``.tmp-*`` file and a rename, then fsync the dir."""
+    tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        fault(point)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(root: Path, snap: Snapshot) -> Path:
+    """Write ``snap`` as ``<version>.checkpoint.json`` and move ``_last_checkpoint`` to it
+    (never backwards). The body is the snapshot's JSON; its SHA-256 sits in front of it, so
+    a reader detects a damaged file without trusting it."""
+    body = json.dumps(snap.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    head = f'{{"format":1,"sha256":"{digest}","version":{snap.version},"snapshot":'.encode()
+    final = checkpoint_path(root, snap.version)
+    _write_atomic(final, head + body + b"}", "checkpoint_tmp")
+    pointer = root / LOG_DIR / LAST_CHECKPOINT
+    current = _read_pointer(pointer)
+    if current is None or current < snap.version:
+        _write_atomic(pointer, json.dumps({"version": snap.version}).encode(), "checkpoint_pointer")
+    return final
+
+
+def _read_pointer(pointer: Path) -> int | None:
+    try:
+        return int(json.loads(pointer.read_text())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def last_checkpoint(root: Path) -> int | None:
+    """The version ``_last_checkpoint`` names (a hint: readers list the log anyway)."""
+    return _read_pointer(root / LOG_DIR / LAST_CHECKPOINT)
+
+
+def read_checkpoint(root: Path, version: int) -> Snapshot | None:
+    """The snapshot a checkpoint holds, or ``None`` if it is missing or damaged (wrong
+    shape, checksum, or version): the caller then replays the log instead."""
+    try:
+        data = checkpoint_path(root, version).read_bytes()
+    except OSError:
+        return None
+    m = _CKPT_HEAD.match(data)
+    if m is None or not data.endswith(b"}") or int(m[2]) != version:
+        return None
+    body = data[m.end():-1]
+    if hashlib.sha256(body).hexdigest().encode() != m[1]:
+        return None
+    try:
+        snap = Snapshot.from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return snap if snap.version == version else None
+
+
+# -- vacuum record --------------------------------------------------------------------------
+
+VACUUM_RECORD = "_vacuum.json"
+
+
+def read_vacuum_record(root: Path) -> dict[str, Any] | None:
+    """``_pfflake_log/_vacuum.json``: ``oldest_readable`` and one entry per vacuum that
+    deleted files (``at``, ``oldest_readable``, ``paths``); ``None`` if never vacuumed."""
+    try:
+        return json.loads((root / LOG_DIR / VACUUM_RECORD).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def record_vacuum(root: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Append ``entry`` (with its ``oldest_readable``) to the vacuum record, atomically.
+    Written before any file is deleted, so a reader is never sent to a deleted file."""
+    rec = read_vacuum_record(root) or {"oldest_readable": 0, "vacuums": []}
+    rec["vacuums"].append(entry)
+    rec["oldest_readable"] = max(rec["oldest_readable"], entry["oldest_readable"])
+    _write_atomic(root / LOG_DIR / VACUUM_RECORD,
+                  json.dumps(rec, indent=1, sort_keys=True).encode(), "vacuum_record_tmp")
+    return rec
+
+
+def _check_readable(root: Path, version: int | None) -> None:
+    if version is None or version <= 0 or not (root / LOG_DIR / VACUUM_RECORD).exists():
+        return
+    rec = read_vacuum_record(root) or {}
+    oldest = rec.get("oldest_readable", 0)
+    if version >= oldest:
+        return
+    when = next((v["at"] for v in rec.get("vacuums", []) if v["oldest_readable"] > version), "?")
+    raise LakeError(f"{root}: version {version}'s files were vacuumed on {when}; "
+                    f"the oldest readable version is {oldest}")
+
+
+def load_snapshot(root: Path, as_of: int | None = None, *, version: int | None = None,
+                  checkpoints: bool = True) -> Snapshot:
+    """The lake as of ``version`` (alias ``as_of``; default: the latest version).
+
+    Starts from the newest intact checkpoint at or before it and replays only the later
+    commits; a missing or damaged checkpoint is skipped (an older one, or a full replay,
+    gives the same answer). ``checkpoints=False`` always replays the whole log.
+    Raises :class:`LakeError` for a version whose files ``vacuum`` deleted.
+    """
+    target = version if version is not None else as_of
+    _check_readable(root, target)
+    versions, ckpts = _scan_log(root)
+    snap = None
+    if checkpoints:
+        for c in reversed(ckpts):
+            if target is not None and c > target:
+                continue
+            snap = read_checkpoint(root, c)
+            if snap is not None:
+                break
+            logger.warning("%s: checkpoint %d is damaged; replaying the log instead", root, c)
+    snap = snap or Snapshot()
+    for v in versions[bisect.bisect_right(versions, snap.version):]:
+        if target is not None and v > target:
             break
-        apply_commit(snap, read_commit(root, version))
+        snap.apply(read_commit(root, v))
     return snap
 
 
 def apply_commit(snap: Snapshot, commit: Commit | Mapping[str, Any]) -> None:
     """:meth:`Snapshot.apply` (kept for callers that pass a commit's JSON)."""
     snap.apply(commit if isinstance(commit, Commit) else Commit.from_json(commit))
+
+
+def _checkpoint_after(root: Path, version: int) -> None:
+    """Checkpoint ``version`` if it is due. Best effort: the commit is already published,
+    and a missing checkpoint only costs replay time."""
+    interval = CHECKPOINT_INTERVAL
+    if not interval or version % interval:
+        return
+    try:
+        snap = load_snapshot(root, version)
+        if snap.version == version:
+            write_checkpoint(root, snap)
+    except Exception as exc:  # never fail a published commit over its checkpoint
+        logger.warning("%s: checkpoint %d not written (%s)", root, version, exc)
 
 
 def publish_commit(
@@ -341,4 +576,5 @@ def publish_commit(
         os.fsync(fd)
     finally:
         os.close(fd)
+    _checkpoint_after(root, version)
     return final
