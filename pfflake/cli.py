@@ -197,11 +197,22 @@ def ingest(
     shard_factor: int = typer.Option(
         None, "--shard-factor", min=0, help="New stores: header-array chunks per shard file."
     ),
+    follow: bool = typer.Option(
+        False, "--follow",
+        help="Keep ingesting while the runs record: a commit every --interval seconds, "
+        "until their run_complete/recording_ended sentinel (or SIGINT/SIGTERM: final "
+        "commit, exit 0).",
+    ),
+    interval: float = typer.Option(
+        1.0, "--interval", min=0.01, help="--follow: seconds between commits."
+    ),
 ) -> None:
     """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit.
 
     Layout options apply to streams new to the lake (existing stores keep theirs);
     any given replaces the default layout (the others keep their lake defaults).
+    With --follow: one commit every --interval seconds while the runs record (one
+    worker unless --workers is given).
     """
     from .lake import LAKE_CODEC, Lake
 
@@ -212,6 +223,18 @@ def ingest(
                                 ("shard_factor", shard_factor)) if v is not None}
     if layout:
         layout.setdefault("codec", LAKE_CODEC)
+    if follow:
+        if scheduler:
+            raise _usage("--follow runs on this machine; it does not take --scheduler")
+        the_lake = Lake(lake, **layout)
+
+        def show(r) -> None:
+            print(f"version {r.version}: +{r.frames:,} frames", flush=True)
+
+        print(the_lake.follow(run_dirs, interval=interval, workers=workers or 1,
+                              strict=not lenient, threshold=threshold,
+                              on_commit=show).summary())
+        return
     client = None
     if scheduler:
         from .distributed import connect

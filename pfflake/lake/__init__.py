@@ -9,6 +9,7 @@ Modules (each imports only those listed before it, plus :mod:`pfflake.store`):
 - :mod:`~pfflake.lake.units`: one ingest work unit (what a worker process runs);
 - :mod:`~pfflake.lake.sources`: file states and the runs/files/hk rows of a run;
 - :mod:`~pfflake.lake.ingest`: :class:`IngestOptions`, plan -> execute -> commit;
+- :mod:`~pfflake.lake.follow`: a commit every few seconds while a run records;
 - :mod:`~pfflake.lake.lake`: :class:`Lake`, the front door;
 - :mod:`~pfflake.lake.query`: DuckDB views, Polars scans, images and timestamp joins;
 - :mod:`~pfflake.lake.fsck`: checks of committed files and leftovers;
@@ -24,6 +25,7 @@ module.)
 
 from ..errors import CommitConflict, FrameNotFoundError, LakeError, QueryError
 from ..store.resize import resize_store
+from .follow import FollowResult
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult
 from .lake import TABLES, Lake
 from .layout import (
@@ -65,6 +67,7 @@ __all__ = [
     "UNIT_FRAMES",
     "CommitConflict",
     "FileState",
+    "FollowResult",
     "FrameNotFoundError",
     "IngestOptions",
     "IngestResult",
