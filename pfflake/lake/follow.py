@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,8 +78,9 @@ def follow(
 ) -> FollowResult:
     """Ingest ``run_dirs`` every ``interval`` seconds until their recordings end.
 
-    ``options``: as for :func:`ingest` (default: one worker, no progress bar; a follow
-    commits a few seconds of data at a time, which one process keeps up with).
+    ``options``: as for :func:`ingest` (default: one worker; a follow commits a few
+    seconds of data at a time, which one process keeps up with). No progress bar; new
+    stores get the ``growing`` layout (:func:`~pfflake.lake.layout.lake_zarr_layout`).
     ``stop``: set it (from another thread, or a signal handler) to end the follow after
     a final commit. Without one, SIGINT and SIGTERM do that while the follow runs in the
     main thread (the previous handlers are restored after; a second signal interrupts
@@ -90,7 +91,7 @@ def follow(
     """
     if not interval > 0:
         raise ValueError(f"interval must be > 0 s, not {interval}")
-    options = options or IngestOptions(workers=1, progress=False)
+    options = replace(options or IngestOptions(workers=1), progress=False, growing=True)
     dirs = [Path(d) for d in run_dirs]
     for d in dirs:
         if not d.is_dir():

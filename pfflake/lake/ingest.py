@@ -103,6 +103,8 @@ class IngestOptions:
     ``unit_frames``: target frames per work unit (None: :data:`UNIT_FRAMES`; rounded up
     to the store's write unit). ``zarr_layout``: :func:`pfflake.zarr.create_store`
     options for stores new to the lake (None: the lake's own, see :class:`Lake`).
+    ``growing``: the runs are still recording and will be ingested again soon (a
+    follow): new stores get :func:`lake_zarr_layout`'s ``growing`` layout.
     """
 
     workers: int | None = None
@@ -113,6 +115,7 @@ class IngestOptions:
     client: distributed.Client | None = None
     unit_frames: int | None = None
     zarr_layout: dict[str, Any] | None = None
+    growing: bool = False
 
 
 @dataclass
@@ -340,7 +343,8 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
             continue
         configs = redacted_configs(p.seq)
         if p.new_store:
-            layout = options.zarr_layout or lake.zarr_layout or lake_zarr_layout(p.seq.product)
+            layout = (options.zarr_layout or lake.zarr_layout
+                      or lake_zarr_layout(p.seq.product, growing=options.growing))
             create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
         else:
             resize_store(p.store, p.stop)

@@ -310,7 +310,7 @@ class Lake:
         guarantees; ``on_commit`` gets each one's result. See :mod:`pfflake.lake.follow`.
         """
         return follow(self, run_dirs, IngestOptions(
-            workers=workers, strict=strict, threshold=threshold, progress=False,
+            workers=workers, strict=strict, threshold=threshold, progress=False, growing=True,
         ), interval=interval, stop=stop, on_commit=on_commit)
 
     # -- checking ---------------------------------------------------------------
