@@ -339,3 +339,28 @@ def test_follow_waits_for_the_first_data_file_and_refuses_a_missing_dir(tmp_path
     t.join(60)
     assert out and out[0].reason == "complete", out
     assert_equals_one_shot(Lake(tmp_path / "lake"), run, tmp_path)
+
+
+def test_a_stream_with_only_half_a_frame_waits_for_its_first_frame(tmp_path):
+    """At a tick where a new stream's first file holds half a frame, the stream is not
+    part of the commit yet (no state, no store); the commit with its first whole frame
+    creates it."""
+    run = tmp_path / "runs" / EXAMPLE_RUN.name
+    player = Player(EXAMPLE_RUN, run, rate=1e6, seed=5, sentinels=False)
+    first, second = player.streams
+    player._append(first, 0, b"".join(first["frames"][:10]))
+    player._append(second, 0, second["frames"][0][:300])  # half of frame 0
+    lake = Lake(tmp_path / "lake")
+    lake.ingest([run], workers=1)
+    states = {s.data_product: s for s in lake.snapshot().streams.values()}
+    assert list(states) == ["img16"] and states["img16"].frames == 10
+    assert lake.fsck().ok
+    player._append(second, 0, second["frames"][0][300:] + second["frames"][1])
+    lake.ingest([run], workers=1)
+    states = {s.data_product: s for s in lake.snapshot().streams.values()}
+    assert states["ph256"].frames == 2 and states["ph256"].store is not None
+    truth = naive_truth(run)
+    rows = lake.sql("SELECT run, data_product, module, frame FROM frames "
+                    "WHERE data_product = 'ph256' ORDER BY frame").to_arrow_table()
+    np.testing.assert_array_equal(lake.images(rows), truth.images[("ph256", 254)])
+    assert lake.fsck().clean
