@@ -117,7 +117,7 @@ def poll_lake(lake_path: Path, proc: subprocess.Popen, poll_s: float) -> list[tu
 
 
 def load() -> str:
-    return " ".join(os.getloadavg().__repr__().strip("()").split(", ")[:3])
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

@@ -259,7 +259,8 @@ def test_follow_while_recording_equals_one_shot(played, tmp_path):
     assert followed.fsck().clean
 
 
-def test_sigterm_makes_a_final_commit_and_exits_0(played, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_makes_a_final_commit_and_exits_0(played, tmp_path, sig):
     lake = tmp_path / "lake"
     player = Player(EXAMPLE_RUN, played, rate=800, seed=2, pause_at=(0.3, 0.6)).start()
     proc = subprocess.Popen(follow_cmd(played, lake, interval=5.0), stdout=subprocess.PIPE,
@@ -272,13 +273,13 @@ def test_sigterm_makes_a_final_commit_and_exits_0(played, tmp_path):
             time.sleep(0.05)
         player.resume()
         assert player.paused[1].wait(60)  # the follow is waiting out its 5 s interval
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
-    assert "stopped" in out and "SIGTERM" in err, (out, err)
+    assert "stopped" in out and sig.name in err, (out, err)
     # The final commit holds every whole frame on disk at the signal (the writer paused).
     paused = naive_truth(played)
     Poller(lake).poll()  # the last commit is whole
