@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,7 +102,7 @@ def follow(
     t0 = time.monotonic()
     own = stop is None
     stop = stop or threading.Event()
-    with _signals_set(stop) if own else _nothing():
+    with _signals_set(stop) if own else nullcontext():
         seen = None
         next_tick = time.monotonic()
         while True:
@@ -201,11 +201,6 @@ def _signals_set(stop: threading.Event) -> Iterator[None]:
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _after_follow(lake: Lake, result: FollowResult) -> None:
