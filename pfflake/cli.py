@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -69,33 +68,6 @@ def _main(
     _state["debug"] = debug
 
 
-def _fmt_ns(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    sec, rem = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:09d}Z"
-
-
-def _file_problems(files) -> list[str]:
-    from .file import no_frames_reason
-
-    out = []
-    for f in files:
-        if f.frames == 0 and not f.error:
-            out.append(f"{f.path.name}: {no_frames_reason(f)}")
-            continue
-        if f.error:
-            out.append(f"{f.path.name}: {f.error}")
-            continue
-        if f.truncated_tail_bytes:
-            out.append(f"{f.path.name}: last {f.truncated_tail_bytes} B cut short")
-        if f.damage:
-            first = f.damage[0]
-            out.append(f"{f.path.name}: {len(f.damage)} damaged stretch(es), first at byte "
-                       f"{first.offset}: {first.reason}")
-    return out
-
-
 @app.command()
 def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF files.")) -> None:
     """Summarise runs or files: streams, frames, time span, damage, clock quality.
@@ -103,70 +75,9 @@ def info(paths: list[Path] = typer.Argument(..., help="Run directories or PFF fi
     Damage is reported, not an error (exit 0); a path that is neither a run
     directory nor a readable PFF data file exits 1.
     """
-    from .paths import parse_pff_name
-    from .run import PanosetiRun
-    from .sequence import sequence_info
+    from .cli_runs import show_info
 
-    console = _console()
-    failed = []
-    for path in paths:
-        # info reports damage and skipped files itself: no log line repeats them.
-        quiet = logging.getLogger("pfflake")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        caught = warnings.catch_warnings()
-        caught.__enter__()
-        warnings.simplefilter("ignore")
-        try:
-            if path.is_dir():
-                run = PanosetiRun(path, strict=False)
-                rinfo = run.info()
-                run.close()
-                products, skipped = rinfo.products, rinfo.skipped_files
-                title = f"run {path}"
-                extra = [f"configs: {', '.join(rinfo.configs) or '-'}",
-                         f"hk records: {rinfo.hk_records}"]
-                if rinfo.error:
-                    extra.append(f"[red]error: {rinfo.error}[/]")
-                if not products and not skipped:
-                    failed.append(f"{path}: no PFF data files here (not a run directory?)")
-            elif path.is_file():
-                from .paths import HK_FILE_NAME
-
-                if path.name == HK_FILE_NAME:
-                    raise _cx.ClickException(
-                        f"{path}: housekeeping, not a data file; `pfflake info` its run "
-                        "directory, or query the lake's hk table"
-                    )
-                parse_pff_name(path)
-                products, skipped, title, extra = [sequence_info([path])], {}, f"file {path}", []
-            else:
-                raise FileNotFoundError(f"no such file or directory: {path}")
-        finally:
-            caught.__exit__(None, None, None)
-            quiet.setLevel(level)
-        console.print(f"[bold]{title}[/]")
-        for p in products:
-            flags = ", ".join(f"{k}={v}" for k, v in p.quality_counts.items() if v) or "ok"
-            problems = _file_problems(p.files) + ([f"error: {p.error}"] if p.error else [])
-            if path.is_file() and p.frames == 0 and problems:
-                failed.append(f"{path}: {problems[0].split(': ', 1)[-1]}")
-            console.print(
-                f"  [green]{p.name.split('Z.', 1)[-1]}[/]: {len(p.files)} file(s), "
-                f"{p.frames:,} frames"
-            )
-            if p.frames:
-                console.print(f"    first {_fmt_ns(p.first_unix_t_ns)}")
-                console.print(f"    last  {_fmt_ns(p.last_unix_t_ns)}")
-                console.print(f"    clock {flags}")
-            for line in problems or ["no damage"]:
-                name, _, why = line.rpartition(".pff: ")
-                for part in ([f"{name}.pff:", f"  {why}"] if name else [line]):
-                    console.print(f"    {part}", highlight=False, markup=False, overflow="fold")
-        for name, why in skipped.items():
-            console.print(f"  [yellow]skipped {name}: {why}[/]")
-        for line in extra:
-            console.print(f"  {line}")
+    failed = show_info(paths, _console())
     if failed:
         raise _cx.ClickException("; ".join(failed))
 
@@ -200,36 +111,31 @@ def ingest(
     shard_factor: int = typer.Option(
         None, "--shard-factor", min=0, help="New stores: header-array chunks per shard file."
     ),
+    follow: bool = typer.Option(
+        False, "--follow",
+        help="Keep ingesting while the runs record: a commit every --interval seconds, "
+        "until their run_complete/recording_ended sentinel (or SIGINT/SIGTERM: final "
+        "commit, exit 0).",
+    ),
+    interval: float = typer.Option(
+        1.0, "--interval", min=0.01, help="--follow: seconds between commits."
+    ),
 ) -> None:
     """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit.
 
     Layout options apply to streams new to the lake (existing stores keep theirs);
     any given replaces the default layout (the others keep their lake defaults).
+    With --follow: one commit every --interval seconds while the runs record (one
+    worker unless --workers is given).
     """
-    from .lake import LAKE_CODEC, Lake
+    if follow and scheduler:
+        raise _usage("--follow runs on this machine; it does not take --scheduler")
+    from .cli_runs import run_ingest
 
-    for d in run_dirs:
-        if not d.is_dir():
-            raise FileNotFoundError(f"run directory not found: {d}")
-    layout = {k: v for k, v in (("time_chunk", time_chunk), ("image_shard", image_shard),
-                                ("shard_factor", shard_factor)) if v is not None}
-    if layout:
-        layout.setdefault("codec", LAKE_CODEC)
-    client = None
-    if scheduler:
-        from .distributed import connect
-
-        client = connect(scheduler)
-    try:
-        front = Lake(lake, **layout)
-        result = (front.replace if replace else front.ingest)(
-            run_dirs, workers=workers or None, strict=not lenient, threshold=threshold,
-            progress=progress, client=client,
-        )
-    finally:
-        if client is not None:
-            client.close()
-    print(result.summary())
+    run_ingest(run_dirs, lake, replace=replace, workers=workers, lenient=lenient,
+               threshold=threshold, progress=progress, scheduler=scheduler,
+               time_chunk=time_chunk, image_shard=image_shard, shard_factor=shard_factor,
+               follow=follow, interval=interval)
 
 
 @app.command()

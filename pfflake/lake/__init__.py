@@ -13,6 +13,7 @@ Modules (each imports only those listed before it, plus :mod:`pfflake.store`):
   views, Polars scans;
 - :mod:`~pfflake.lake.images`: query results -> images, ``images_at``;
 - :mod:`~pfflake.lake.analysis`: frames with hk, coincidences, light curves;
+- :mod:`~pfflake.lake.follow`: a commit every few seconds while a run records;
 - :mod:`~pfflake.lake.lake`: :class:`Lake`, the front door;
 - :mod:`~pfflake.lake.query`: the old module, a face of views/images/analysis;
 - :mod:`~pfflake.lake.fsck`: checks of committed files and leftovers;
@@ -28,6 +29,7 @@ module.)
 
 from ..errors import CommitConflict, FrameNotFoundError, LakeError, QueryError
 from ..store.resize import resize_store
+from .follow import FollowResult
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult
 from .lake import TABLES, Lake
 from .layout import (
@@ -70,6 +72,7 @@ __all__ = [
     "UNIT_FRAMES",
     "CommitConflict",
     "FileState",
+    "FollowResult",
     "FrameNotFoundError",
     "IngestOptions",
     "IngestResult",

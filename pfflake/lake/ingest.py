@@ -51,7 +51,14 @@ from . import maintain
 from .cluster import run_units
 from .layout import create_lake, is_lake, lake_zarr_layout, new_staging, safe_name, store_path
 from .log import AddFile, Commit, FileState, Snapshot, StreamState, publish_commit
-from .sources import file_row, file_states, new_hk_rows, redacted_configs, run_row
+from .sources import (
+    file_row,
+    file_states,
+    new_hk_rows,
+    recording_finished,
+    redacted_configs,
+    run_row,
+)
 from .tables import FILES_SCHEMA, RUNS_SCHEMA
 from .units import UnitResult, UnitTask, fingerprint, fsync_file, run_unit
 
@@ -97,6 +104,8 @@ class IngestOptions:
     ``unit_frames``: target frames per work unit (None: :data:`UNIT_FRAMES`; rounded up
     to the store's write unit). ``zarr_layout``: :func:`pfflake.zarr.create_store`
     options for stores new to the lake (None: the lake's own, see :class:`Lake`).
+    ``growing``: the runs are still recording and will be ingested again soon (a
+    follow): new stores get :func:`lake_zarr_layout`'s ``growing`` layout.
     """
 
     workers: int | None = None
@@ -110,6 +119,7 @@ class IngestOptions:
     client: distributed.Client | None = None
     unit_frames: int | None = None
     zarr_layout: dict[str, Any] | None = None
+    growing: bool = False
 
 
 @dataclass
@@ -351,7 +361,8 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
             continue
         configs = redacted_configs(p.seq)
         if p.new_store:
-            layout = options.zarr_layout or lake.zarr_layout or lake_zarr_layout(p.seq.product)
+            layout = (options.zarr_layout or lake.zarr_layout
+                      or lake_zarr_layout(p.seq.product, growing=options.growing))
             create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
         else:
             resize_store(p.store, p.stop)
@@ -445,19 +456,24 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
         )
         if not changed:
             continue
+        # A new stream with no whole frame yet (a followed run's first file holds half a
+        # frame) has no store: recording one would make the next ingest resize nothing.
+        no_store = p.new_store and p.stop <= p.start
         streams.append(StreamState(
             run=p.run, stream=p.stream, data_product=p.seq.product.name, module=p.seq.module,
-            frames=p.stop, store=p.store.relative_to(root).as_posix(),
+            frames=p.stop, store=None if no_store else p.store.relative_to(root).as_posix(),
             files={s.name: s for s in states},
         ))
         for s, path in zip(states, p.seq.file_paths, strict=True):
             if p.state is None or p.state.files.get(s.name) != s:
                 file_rows.append(file_row(p, s, path, version))
     run_rows, hk_tables, hk_counts, new_runs = [], [], {}, []
+    completed = _newly_complete(root, snap, runs)
     for run, run_dir in runs.opened:
         name = run.run_dir.name
         if name not in snap.runs:
             new_runs.append(name)
+        if name not in snap.runs or name in completed:  # the latest row per run is read
             run_rows.append(run_row(run, run_dir, version, runs.run_ids[name],
                                     runs.thresholds[name]))
         hk = new_hk_rows(run, snap.hk_records.get(name, 0))
@@ -485,6 +501,26 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
         thresholds={r: runs.thresholds[r] for r in new_runs},
         run_ids={r: runs.run_ids[r] for r in new_runs},
     )
+
+
+def _newly_complete(root: Path, snap: Snapshot, runs: _Runs) -> set[str]:
+    """Runs the lake holds as incomplete whose sentinel (``run_complete``,
+    ``recording_ended``) has appeared since: they get a new ``runs`` row (the view keeps
+    the latest per run), so a run followed while recording ends as complete, as a
+    one-shot ingest of the finished run records it."""
+    candidates = {
+        run.run_dir.name for run, _ in runs.opened
+        if run.run_dir.name in snap.runs and recording_finished(run.run_dir)
+    }
+    if not candidates:
+        return set()
+    paths = [str(root / e.path) for e in snap.table_files("runs")]
+    rows = pq.read_table(paths, columns=[S.RUN, "complete", "version"]).to_pylist() if paths else []
+    latest: dict[str, tuple[int, bool]] = {}
+    for r in rows:
+        if r[S.RUN] in candidates and r["version"] >= latest.get(r[S.RUN], (-1, False))[0]:
+            latest[r[S.RUN]] = (r["version"], bool(r["complete"]))
+    return {name for name in candidates if not latest.get(name, (0, False))[1]}
 
 
 def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,

@@ -23,6 +23,7 @@ from ..store.resize import resize_store
 from ..timing import time_offsets
 from . import analysis, cluster, views
 from . import images as lake_images
+from .follow import FollowResult, follow
 from .fsck import fsck as check_lake
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult, ingest
 from .layout import (
@@ -50,6 +51,9 @@ from .tables import TABLES as _TABLE_SPECS
 from .views import LakeView, snapshot_at
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
+    import threading
+    from collections.abc import Callable
+
     import dask.array
     import dask.dataframe
     import distributed
@@ -369,6 +373,29 @@ class Lake:
             max_retries=max_retries, client=client, unit_frames=unit_frames,
         ))
 
+    def follow(
+        self,
+        run_dirs: Iterable[str | os.PathLike[str]],
+        *,
+        interval: float = 1.0,
+        workers: int | None = 1,
+        strict: bool = True,
+        threshold: float | None = None,
+        stop: threading.Event | None = None,
+        on_commit: Callable[[IngestResult], None] | None = None,
+    ) -> FollowResult:
+        """Ingest runs while they are being recorded: a commit every ``interval`` seconds
+        with the whole frames that arrived, until every run's end sentinel appears (a
+        final commit marks them complete) or ``stop`` is set (a final commit first).
+
+        Without ``stop``, SIGINT/SIGTERM end the follow that way (main thread only; the
+        handlers are restored after). Each commit is an :meth:`ingest`, with its
+        guarantees; ``on_commit`` gets each one's result. See :mod:`pfflake.lake.follow`.
+        """
+        return follow(self, run_dirs, IngestOptions(
+            workers=workers, strict=strict, threshold=threshold, progress=False, growing=True,
+        ), interval=interval, stop=stop, on_commit=on_commit)
+
     # -- checking ---------------------------------------------------------------
 
     def fsck(self, repair: bool = False, sources: bool = False):
@@ -415,5 +442,5 @@ class Lake:
 
 
 __all__ = ["CRASH_POINTS", "IMAGE_CHUNK_BYTES", "IMAGE_SHARD_FRAMES", "LAKE_CODEC", "STAGING",
-           "UNIT_FRAMES", "IngestResult", "Lake", "LakeError", "check_lake_target", "is_lake",
-           "lake_zarr_layout", "resize_store", "safe_name"]
+           "UNIT_FRAMES", "FollowResult", "IngestResult", "Lake", "LakeError",
+           "check_lake_target", "is_lake", "lake_zarr_layout", "resize_store", "safe_name"]

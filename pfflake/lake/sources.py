@@ -20,6 +20,15 @@ from .log import FileState
 from .tables import HK_SCHEMA
 from .units import fingerprint
 
+#: Files the DAQ writes into a run directory when the recording is over (PFF-FORMAT.md);
+#: ``collect_complete`` alone is not one of them (it marks the collection step).
+SENTINELS = ("run_complete", "recording_ended")
+
+
+def recording_finished(run_dir: Path) -> bool:
+    """True once the DAQ has written a run's end sentinel (see :data:`SENTINELS`)."""
+    return any((Path(run_dir) / name).exists() for name in SENTINELS)
+
 
 def redacted_configs(seq) -> dict[str, Any]:
     run_dir = Path(seq.file_paths[0]).parent
@@ -86,7 +95,7 @@ def run_row(run, run_dir: Path, version: int, ident: dict[str, str],
         except (OSError, ValueError):
             raw[p.stem] = None
     sw = raw.pop("sw_info", None)
-    complete = any((run.run_dir / s).exists() for s in ("run_complete", "recording_ended"))
+    complete = recording_finished(run.run_dir)
     return {
         S.RUN: run.run_dir.name,
         "observatory": ident["observatory"],
@@ -125,4 +134,5 @@ def new_hk_rows(run, already: int) -> pa.Table | None:
     )
 
 
-__all__ = ["file_row", "file_states", "new_hk_rows", "redacted_configs", "run_row"]
+__all__ = ["SENTINELS", "file_row", "file_states", "new_hk_rows", "recording_finished",
+           "redacted_configs", "run_row"]
