@@ -39,6 +39,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .cuts import Y2000_NS, lake_frames, lake_select
+from .timing import apply_offsets, modules_list, table_parameters
+
 __all__ = [
     "GROUPS_SCHEMA",
     "Groups",
@@ -454,8 +457,6 @@ def coincidence_groups(
     pass ``data_product`` to match one product. Parameters and the lake
     version are in the schema metadata.
     """
-    from .cuts import Y2000_NS, lake_frames, lake_select
-    from .timing import apply_offsets, modules_list
 
     mods = modules_list(modules)
     if len(mods) < 2:
@@ -503,8 +504,6 @@ def coincidence_groups(
 
 
 def _offsets_params(offsets: pa.Table) -> dict[str, Any]:
-    from .timing import table_parameters
-
     return table_parameters(offsets) or {"rows": offsets.num_rows}
 
 

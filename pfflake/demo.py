@@ -21,6 +21,9 @@ from .console import make_console, print_table
 from .file import PFFWarning
 from .lake import Lake
 from .png import frame_title, write_frame_png, write_light_curve_png
+from .query import light_curve
+from .report import ReportOptions, write_report
+from .simulate import BrightEvent, simulate_run
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
 FLASH_FRAMES = (400, 1300, 2200)
@@ -49,8 +52,6 @@ def _show(console: Console, title: str, rel) -> None:
 def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
              workers: int | None = None) -> DemoResult:
     """Build the demo under ``out`` (replacing an earlier demo there) and print its results."""
-    from .query import light_curve
-    from .simulate import BrightEvent, simulate_run
 
     if console is None:
         console = make_console()
@@ -116,7 +117,6 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
     result.light_curve_png = _plot_light_curve(curve, out / "light_curve.png")
 
     console.print("[bold]6. Quality report[/] of the whole lake (pfflake report)")
-    from .report import write_report
 
     rep = write_report(lake, out / "report", options=_report_options(workers))
     result.report = rep.index
@@ -131,8 +131,6 @@ def run_demo(out: str | Path = "demo-lake", *, console: Console | None = None,
 
 
 def _report_options(workers: int | None):
-    from .report import ReportOptions
-
     return ReportOptions(workers=workers)
 
 

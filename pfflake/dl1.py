@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import schema as S
-from .caltables import calibration_rows, read_frames, selected_frames
+from .caltables import calibration_rows, read_frames, resolve_index, select_rows, selected_frames
 from .camera import Camera
 from .derived import UnitOutput, cleanup, commit_outputs, new_staging, run_tasks, write_staged
 from .images import HILLAS_SCHEMA, hillas_parameters, tailcuts_clean
@@ -145,7 +145,6 @@ def _dl1_unit(task: Dl1Task) -> UnitOutput:
 
 def _calib_arrays(rows: pa.Table, dp: str, module: int, kind: str, times: np.ndarray,
                   quabo: int | None):
-    from .caltables import resolve_index, select_rows
 
     sub = select_rows(rows, kind, dp, module, quabo)
     index = resolve_index(sub, times)

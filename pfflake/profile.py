@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .run import PanosetiRun
+
 
 @dataclass
 class ProfileRow:
@@ -98,7 +100,6 @@ def profile_run(
     ``products`` defaults to every stream of the run. Raises ``KeyError`` for
     an unknown product and ``FileNotFoundError`` for a missing directory.
     """
-    from .run import PanosetiRun
 
     run_dir = Path(run_dir)
     ours = PanosetiRun(run_dir)
@@ -158,7 +159,6 @@ def print_profile(rows: list[ProfileRow], title: str) -> None:
 
 def show_run(run_dir: str | os.PathLike[str], details: bool = False) -> None:
     """pypff's ``show``: the run as a tree; ``details`` lists each file with its size."""
-    from .run import PanosetiRun
 
     with PanosetiRun(run_dir, strict=False) as run:
         run.show(details=details)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .products import get_product
+from .simulate import simulate_run
+from .writer import fixed_layout
 
 
 @dataclass
@@ -110,8 +112,6 @@ def write_shower_run(
     Returns ``(SimulatedRun, {stream key: ShowerTruth})``. The images replace
     the simulator's in place (fixed-width frames: header bytes untouched).
     """
-    from .simulate import simulate_run
-    from .writer import fixed_layout
 
     run = simulate_run(out_dir, products=products, modules=modules, n_frames=n_frames,
                        frame_rate_hz=frame_rate_hz, seed=seed, **simulate_kw)

@@ -44,6 +44,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .cuts import Y2000_NS, lake_frames, lake_select
+
 __all__ = [
     "OFFSETS_SCHEMA",
     "apply_offsets",
@@ -486,7 +488,6 @@ def time_offsets(
     bin has too few pairs above the accidental background); the parameters and
     the lake version are in the schema metadata (:func:`table_parameters`).
     """
-    from .cuts import Y2000_NS, lake_frames, lake_select
 
     ref = int(reference)
     mods = [m for m in modules_list(modules) if m != ref]

@@ -72,34 +72,18 @@ LOCAL_IMPORTS_ALLOWED = {
     ("pfflake.cli_events", "pfflake.cuts"): _CLI + " (A)",
     ("pfflake.cli_events", "pfflake.timing"): _CLI + " (A)",
     # TEMPORARY, work in progress this session (owner in the reason)
-    ("pfflake.demo", "pfflake.query"): "A (demo/console): " + _UNREASONED,
-    ("pfflake.demo", "pfflake.report"): "A (demo/console): " + _UNREASONED,
-    ("pfflake.demo", "pfflake.simulate"): "A (demo/console): " + _UNREASONED,
-    ("pfflake.lake.cluster", "pfflake.lake.units"): "B: " + _UNREASONED,
-    ("pfflake.lake.units", "pfflake.arrow"): "A (units): " + _UNREASONED,
-    ("pfflake.lake.units", "pfflake.sequence"): "A (units): " + _UNREASONED,
     ("pfflake.lake.lake", "pfflake.caltables"): _CALTABLES_CYCLE,
     ("pfflake.lake.lake", "pfflake.dl1"): _CALTABLES_CYCLE,
     # Not owned this session (next session: issue 13 "a handful")
     ("pfflake.caltables", "pfflake.lake"): _CALTABLES_CYCLE,
     ("pfflake.dl1", "pfflake.lake"): _CALTABLES_CYCLE,
-    ("pfflake.dl1", "pfflake.caltables"): _UNREASONED,
     ("pfflake.camera", "pfflake.pixelmap"): "guards an ImportError pixelmap (issue 12) no "
     "longer has: " + _UNREASONED,
-    ("pfflake.coincidence", "pfflake.cuts"): _UNREASONED,
-    ("pfflake.coincidence", "pfflake.timing"): _UNREASONED,
-    ("pfflake.timing", "pfflake.cuts"): _UNREASONED,
-    ("pfflake.profile", "pfflake.run"): _UNREASONED + " (run is loaded by `import pfflake`)",
-    ("pfflake.showers", "pfflake.simulate"): _UNREASONED,
-    ("pfflake.showers", "pfflake.writer"): _UNREASONED,
     ("pfflake.report", "pfflake.report.housekeeping"): "report sections load on write_report",
     ("pfflake.report", "pfflake.report.html"): "report sections load on write_report",
     ("pfflake.report", "pfflake.report.pixels"): "report sections load on write_report",
     ("pfflake.report", "pfflake.report.quality"): "report sections load on write_report",
     ("pfflake.report", "pfflake.report.timing"): "report sections load on write_report",
-    ("pfflake.report.command", "pfflake.lake"): _UNREASONED,
-    ("pfflake.report.pixels", "pfflake.caltables"): _UNREASONED,
-    ("pfflake.report.quality", "pfflake.report.context"): "already imported at the top: remove",
 }
 
 

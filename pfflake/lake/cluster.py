@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from ..errors import FrameNotFoundError, LakeError, QueryError
 from .tables import VIEWS
+from .units import run_unit
 from .views import LakeView, as_view
 
 if TYPE_CHECKING:
@@ -88,7 +89,6 @@ def connect(address: str) -> distributed.Client:
 
 def _unit(task: UnitTask) -> UnitResult:
     """One work unit on a Dask worker: :func:`pfflake.lake.run_unit` (+ the test hook)."""
-    from .units import run_unit
 
     fault = os.environ.get(FAULT_ENV, "")
     if fault == "raise":

@@ -22,8 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema as S
+from ..arrow import frame_batches
 from ..faults import fault as _fault
 from ..file import PFFWarning
+from ..sequence import PFFSequence
 from ..store.write import FrameWriter
 
 ROW_GROUP_ROWS = 131_072
@@ -98,8 +100,6 @@ def source_checksums(seq, start: int, stop: int) -> list[dict[str, Any]]:
 
 def run_unit(task: UnitTask) -> UnitResult:
     """One work unit; runs in a worker process (or in-process for small ingests)."""
-    from ..arrow import frame_batches
-    from ..sequence import PFFSequence
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PFFWarning)

@@ -6,6 +6,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from ..lake import Lake
 from . import ReportOptions, write_report
 
 
@@ -23,7 +24,6 @@ def report_command(lake_path: Path, runs: list[str] | None, night: str | None, o
                    compute_pedestals: bool = True, gallery: int = 8) -> int:
     """Write the report and print where it is; returns the exit code (1 if a section
     failed: the page is written and shows which)."""
-    from ..lake import Lake
 
     options = ReportOptions(compute_pedestals=compute_pedestals, gallery_size=gallery)
     result = write_report(Lake(lake_path), out, runs=runs or None, night=night,

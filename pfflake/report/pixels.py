@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..caltables import CalibrationNotFoundError
 from ..camera import module_from_quabos
 from .context import Y2000_NS, Context, Section, new_figure, sql_str, utc
 
@@ -176,8 +177,6 @@ def _brightest(ctx: Context) -> list[dict]:
 
 
 def _hot_mask(ctx: Context, r: dict) -> np.ndarray | None:
-    from ..caltables import CalibrationNotFoundError
-
     try:
         cal = ctx.lake.calibration("hot", r["module"], r["unix_t_ns"],
                                    data_product=r["data_product"], quabo=r["quabo"])
@@ -194,7 +193,6 @@ def gallery_section(ctx: Context) -> Section:
     if not rows:
         s.empty = "no data: no frame with a valid time in the chosen runs"
         return s
-    from ..caltables import CalibrationNotFoundError
 
     table_rows = []
     for i, r in enumerate(rows):

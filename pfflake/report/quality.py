@@ -21,6 +21,7 @@ from .context import (
     nice_bin_ns,
     sql_str,
     to_datetime64,
+    utc,
     utc_axis,
 )
 
@@ -239,8 +240,6 @@ def rate_section(ctx: Context) -> Section:
 
 
 def _iso(ns: int) -> str:
-    from .context import utc
-
     return utc(ns)
 
 
