@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from . import pixelmap
 from .products import get_product
 
 #: Plate scales in use (degrees per pixel) and where each comes from.
@@ -268,13 +269,6 @@ class Camera:
                 return np.asarray(self.maroc_tables[board])
             except KeyError:
                 raise ValueError(f"no MAROC table for board {board!r} in maroc_tables") from None
-        try:
-            from . import pixelmap  # the pypff-compatibility work (issue 12)
-        except ImportError as exc:
-            raise RuntimeError(
-                "MAROC maps need pfflake.pixelmap (not installed in this build) or "
-                "Camera.for_product(..., maroc_tables={board: (4, 64, 4) array})"
-            ) from exc
         return np.asarray(pixelmap.data_index_table(board))
 
     def maroc_to_pixel(self, board: str) -> np.ndarray:

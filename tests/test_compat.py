@@ -35,6 +35,33 @@ OLD_NAMES = {
         "write_sequence_range", "write_sidecar", "write_unit", "zarr_name",
         "default_time_chunk", "default_ts_chunk", "header_dtype",
     ],
+    # moved into lake/ (the analysis that commits through the log)
+    "pfflake.caltables": [
+        "CALIBRATION_SCHEMA",
+        "KINDS",
+        "Calibration",
+        "CalibrationNotFoundError",
+        "CalibrationResult",
+        "calibrated_images",
+        "calibration_rows",
+        "compute_gain",
+        "compute_pedestals",
+        "lookup",
+    ],
+    "pfflake.derived": [
+        "UnitOutput",
+        "cleanup",
+        "commit_outputs",
+        "new_staging",
+        "run_tasks",
+        "write_staged",
+    ],
+    "pfflake.dl1": [
+        "DL1_SCHEMA",
+        "Dl1Recipe",
+        "Dl1Result",
+        "compute_dl1",
+    ],
 }
 
 NEW_HOMES = {
@@ -43,6 +70,9 @@ NEW_HOMES = {
     "pfflake.fsck": "pfflake.lake.fsck",
     "pfflake.distributed": "pfflake.lake.cluster",
     "pfflake.query": "pfflake.lake.query",
+    "pfflake.caltables": "pfflake.lake.caltables",
+    "pfflake.derived": "pfflake.lake.derived",
+    "pfflake.dl1": "pfflake.lake.dl1",
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-import pfflake.dl1 as dl1_mod
+import pfflake.lake.dl1 as dl1_mod
 from pfflake.calibration import PedestalRecipe
 from pfflake.caltables import CalibrationNotFoundError
 from pfflake.camera import Camera

@@ -41,13 +41,7 @@ PRIVATE_ALLOWED: dict[tuple[str, str], str] = {}
 
 _NO_PYARROW = "keeps pyarrow out of `import pfflake` (the reader never needs it)"
 _NO_PYDANTIC = "keeps pydantic out of `import pfflake` (models load on first validation)"
-_CLI = "CLI startup: a command imports only what it runs (cli owner; review in the cli split)"
-_FRONT_DOOR = "Lake front door delegates; no cycle, can move to the top (lake.lake owners)"
-_CALTABLES_CYCLE = (
-    "TEMPORARY cycle with the Lake front door (caltables/dl1/derived move into lake/, plan "
-    "addendum; not owned this session)"
-)
-_UNREASONED = "no reason recorded: move to the top"
+_CLI = "CLI startup: a command imports only what it runs (`pfflake --help` loads no pyarrow)"
 
 # (importer, imported module) -> why it is imported inside a function.
 LOCAL_IMPORTS_ALLOWED = {
@@ -71,14 +65,7 @@ LOCAL_IMPORTS_ALLOWED = {
     ("pfflake.cli_events", "pfflake.lake"): _CLI + " (A)",
     ("pfflake.cli_events", "pfflake.cuts"): _CLI + " (A)",
     ("pfflake.cli_events", "pfflake.timing"): _CLI + " (A)",
-    # TEMPORARY, work in progress this session (owner in the reason)
-    ("pfflake.lake.lake", "pfflake.caltables"): _CALTABLES_CYCLE,
-    ("pfflake.lake.lake", "pfflake.dl1"): _CALTABLES_CYCLE,
-    # Not owned this session (next session: issue 13 "a handful")
-    ("pfflake.caltables", "pfflake.lake"): _CALTABLES_CYCLE,
-    ("pfflake.dl1", "pfflake.lake"): _CALTABLES_CYCLE,
-    ("pfflake.camera", "pfflake.pixelmap"): "guards an ImportError pixelmap (issue 12) no "
-    "longer has: " + _UNREASONED,
+    # Lazy by design
     ("pfflake.report", "pfflake.report.housekeeping"): "report sections load on write_report",
     ("pfflake.report", "pfflake.report.html"): "report sections load on write_report",
     ("pfflake.report", "pfflake.report.pixels"): "report sections load on write_report",

@@ -23,6 +23,15 @@ from ..store.resize import resize_store
 from ..timing import time_offsets
 from . import analysis, cluster, views
 from . import images as lake_images
+from .caltables import (
+    Calibration,
+    CalibrationResult,
+    calibrated_images,
+    compute_gain,
+    compute_pedestals,
+    lookup,
+)
+from .dl1 import Dl1Recipe, Dl1Result, compute_dl1
 from .follow import FollowResult, follow
 from .fsck import fsck as check_lake
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult, ingest
@@ -61,8 +70,6 @@ if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the loc
     import polars
     import pyarrow as pa
 
-    from ..caltables import Calibration, CalibrationResult
-    from ..dl1 import Dl1Recipe, Dl1Result
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +198,6 @@ class Lake:
         if calibrated:
             if as_xarray:
                 raise ValueError("calibrated images are plain arrays; as_xarray is not supported")
-            from ..caltables import calibrated_images  # analysis layer above lake/
 
             return calibrated_images(self.at(), result)
         return lake_images.images(self.at(), result, as_xarray=as_xarray,
@@ -229,17 +235,16 @@ class Lake:
         return analysis.light_curve(self.at(), bucket_ns, module=module,
                                     data_product=data_product, where=where, pixel=pixel)
 
-    # caltables and dl1 import the lake (they commit through it), so these methods import
-    # them on use; timing, coincidence and cuts import nothing of the lake (they get a view)
-    # and are imported at the top. Reads go through one view.
+    # Calibration tables and dl1 (lake/caltables.py, lake/dl1.py) commit through the log;
+    # timing, coincidence and cuts import nothing of the lake (they get a view). Reads go
+    # through one view.
 
     def compute_pedestals(self, *, where: str | None = None, data_product: str | None = None,
                           module: int | list[int] | None = None,
                           recipe: PedestalRecipe | None = None, workers: int | None = None,
                           client: distributed.Client | None = None) -> CalibrationResult:
         """Pedestal, pedvar, hot and dead calibration rows per stream window, one commit
-        (see :func:`pfflake.caltables.compute_pedestals`; ``recipe`` None: the default)."""
-        from ..caltables import compute_pedestals
+        (see :func:`pfflake.lake.caltables.compute_pedestals`; ``recipe`` None: the default)."""
 
         return compute_pedestals(self, where=where, data_product=data_product, module=module,
                                  recipe=recipe or PedestalRecipe(), workers=workers,
@@ -249,8 +254,7 @@ class Lake:
                      fields: list[tuple[str, int, int]], valid_from_ns: int, valid_to_ns: int,
                      sigma: float = 3.0, quabo: int | None = None) -> CalibrationResult:
         """A relative gain map from two committed pedvar maps, with fallbacks to flat 1.0
-        (see :func:`pfflake.caltables.compute_gain`)."""
-        from ..caltables import compute_gain
+        (see :func:`pfflake.lake.caltables.compute_gain`)."""
 
         return compute_gain(self, data_product, module, fields=fields,
                             valid_from_ns=valid_from_ns, valid_to_ns=valid_to_ns, sigma=sigma,
@@ -261,8 +265,7 @@ class Lake:
                     as_of: int | None = None) -> Calibration:
         """The latest committed ``kind`` calibration (pedestal, pedvar, hot, dead, gain) of
         ``module`` valid at ``at_ns`` (int ns), in version ``as_of`` (None: the latest)
-        (see :func:`pfflake.caltables.lookup`)."""
-        from ..caltables import lookup
+        (see :func:`pfflake.lake.caltables.lookup`)."""
 
         return lookup(self.at(as_of), kind, module, at_ns, data_product=data_product,
                       quabo=quabo)
@@ -272,8 +275,7 @@ class Lake:
                     workers: int | None = None,
                     client: distributed.Client | None = None) -> Dl1Result:
         """Cleaned-image Hillas parameters of selected frames into the ``dl1`` table, one
-        commit (see :func:`pfflake.dl1.compute_dl1`; ``recipe`` None: the default)."""
-        from ..dl1 import Dl1Recipe, compute_dl1
+        commit (see :func:`pfflake.lake.dl1.compute_dl1`; ``recipe`` None: the default)."""
 
         return compute_dl1(self, where=where, data_product=data_product, module=module,
                            recipe=recipe or Dl1Recipe(), workers=workers, client=client)

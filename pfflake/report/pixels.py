@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..caltables import CalibrationNotFoundError
 from ..camera import module_from_quabos
+from ..lake.caltables import CalibrationNotFoundError
 from .context import Y2000_NS, Context, Section, new_figure, sql_str, utc
 
 #: The pipeline's pixel QC: hot fraction <= 0.10, dead <= 0.30.
