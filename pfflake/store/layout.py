@@ -152,9 +152,13 @@ def array_document(
 
 
 def write_json(path: Path, doc: dict[str, Any], *, indent: int | None = 2) -> None:
-    """Write a ``zarr.json``; ``indent=None`` uses json's C encoder (large root attributes)."""
+    """Write a ``zarr.json`` atomically (a temporary name, then renamed): a concurrent
+    ingest of the same run may read the store while this one creates it, and must see a
+    whole document or none. ``indent=None`` uses json's C encoder (large root attributes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=indent))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(doc, indent=indent))
+    os.replace(tmp, path)
 
 
 def frame_config(product: DataProduct, seq: PFFSequence | None) -> dict[str, Any]:
