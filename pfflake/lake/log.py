@@ -136,11 +136,19 @@ class AddFile:
 
     _KEYS = ("table", "path", "rows", "bytes", "partition", "run", "stream", "first_frame",
              "last_frame", "min_unix_t_ns", "max_unix_t_ns", "sources")
+    _KEYSET = frozenset(_KEYS)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any] | AddFile) -> AddFile:
         if isinstance(d, AddFile):
             return d
+        if _ADD_REQUIRED <= d.keys() <= cls._KEYSET:  # the hot path of opening a checkpoint
+            # Every key known and the required ones there: fill the instance directly,
+            # what the frozen dataclass __init__ does field by field (3x slower; 10^4
+            # entries per season's checkpoint).
+            obj = object.__new__(cls)
+            obj.__dict__.update(_ADD_OPTIONAL, **d, extra={})
+            return obj
         known, extra = _split(d, cls._KEYS)
         return cls(**known, extra=extra)
 
@@ -164,6 +172,10 @@ class AddFile:
 
     def __hash__(self) -> int:
         return hash((self.table, self.path))
+
+
+_ADD_REQUIRED = frozenset(("table", "path", "rows", "bytes"))
+_ADD_OPTIONAL = {k: None for k in AddFile._KEYS if k not in _ADD_REQUIRED}
 
 
 @dataclass
@@ -347,19 +359,21 @@ def _version_name(version: int) -> str:
     return f"{version:0{_VERSION_DIGITS}d}.json"
 
 
+_COMMIT_NAME = re.compile(rf"^(\d{{{_VERSION_DIGITS}}})\.json$", re.M)
+_CHECKPOINT_NAME = re.compile(rf"^(\d{{{_VERSION_DIGITS}}})\.checkpoint\.json$", re.M)
+
+
 def _scan_log(root: Path) -> tuple[list[int], list[int]]:
     """(commit versions, checkpoint versions), both sorted, from one listing of the log."""
     try:
-        names = os.listdir(root / LOG_DIR)
+        names = "\n".join(os.listdir(root / LOG_DIR))
     except (FileNotFoundError, NotADirectoryError):
         return [], []
-    n, c = _VERSION_DIGITS + 5, _VERSION_DIGITS + len(CHECKPOINT_SUFFIX)
-    commits = sorted(int(x[:_VERSION_DIGITS]) for x in names
-                     if len(x) == n and x.endswith(".json") and x[:_VERSION_DIGITS].isdigit())
-    checkpoints = sorted(int(x[:_VERSION_DIGITS]) for x in names
-                         if len(x) == c and x.endswith(CHECKPOINT_SUFFIX)
-                         and x[:_VERSION_DIGITS].isdigit())
-    return commits, checkpoints
+    # One regex pass in C over the joined listing (a season's log holds 10^4 names; a
+    # Python loop over them was a third of a lake's open). Names are zero-padded to a
+    # fixed width, so sorting them as strings sorts the versions.
+    return ([int(x) for x in sorted(_COMMIT_NAME.findall(names))],
+            [int(x) for x in sorted(_CHECKPOINT_NAME.findall(names))])
 
 
 def log_versions(root: Path) -> list[int]:

@@ -360,17 +360,16 @@ def snapshot_at(root: Path, version: int | None = None, *,
         raise ValueError("give a version or a time, not both")
     if time is not None:
         version = version_at(root, time)
-    versions = log_versions(root)
-    if version is None:
-        version = versions[-1] if versions else 0
-    if isinstance(version, bool) or not isinstance(version, int):
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise TypeError(f"a lake version is an int, got {version!r}")
+    snap = load_snapshot(root, version)  # lists the log once (opening a lake: ~10^4 names)
+    if version is None or snap.version == version:
+        return snap
+    versions = log_versions(root)  # only to say what is there
     if version != 0 and version not in versions:
         raise LakeError(f"{root}: no version {version}; {_available(versions)}")
-    snap = load_snapshot(root, version)
-    if snap.version != version:  # a log that changed under us (vacuumed meanwhile)
-        raise LakeError(f"{root}: version {version} cannot be read; {_available(versions)}")
-    return snap
+    # a log that changed under us (vacuumed meanwhile)
+    raise LakeError(f"{root}: version {version} cannot be read; {_available(versions)}")
 
 
 __all__ = [
