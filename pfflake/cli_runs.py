@@ -119,6 +119,9 @@ def run_ingest(run_dirs: list[Path], lake: Path, *, replace: bool, workers: int,
     """``pfflake ingest``: one commit, or with ``follow`` one every ``interval`` seconds
     until the runs' sentinel (or SIGINT/SIGTERM). Prints the summary."""
     for d in run_dirs:
+        if d.exists() and not d.is_dir():
+            raise NotADirectoryError(f"{d}: not a run directory (ingest takes run "
+                                     "directories, *.pffd)")
         if not d.is_dir():
             raise FileNotFoundError(f"run directory not found: {d}")
     layout = {k: v for k, v in (("time_chunk", time_chunk), ("image_shard", image_shard),

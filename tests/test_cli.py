@@ -44,6 +44,15 @@ def test_errors_are_one_line_without_traceback():
     assert "Traceback" in debug.stderr
 
 
+def test_ingest_of_a_file_says_it_is_not_a_run_directory(tmp_path):
+    target = Path(__file__)  # a file, not a run directory
+    out = pfflake("ingest", target, "--lake", tmp_path / "lake", check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (f"pfflake: error: {target}: not a run directory (ingest "
+                                  "takes run directories, *.pffd)")
+    assert not (tmp_path / "lake").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
