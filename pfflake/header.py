@@ -204,7 +204,7 @@ _E8 = _U(100_000_000)
 
 
 def _pool():
-    """One persistent worker thread for the second half of big decodes (new after fork)."""
+    """One persistent worker thread that shares the windows of big decodes (new after fork)."""
     global _POOL
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
@@ -228,7 +228,7 @@ if hasattr(os, "register_at_fork"):
 class DecodePlan:
     """How to decode a set of fields of one layout; built once, reused per window.
 
-    Per window of frames, sized to stay in L2:
+    Per window of frames (sized so its word matrices stay in L2):
 
     1. one strided copy of the header rows (one memcpy each) into rows padded
        to a multiple of 8 bytes;
@@ -245,8 +245,8 @@ class DecodePlan:
     A value is accepted only as ``%Nd`` prints it: spaces, then at least one
     digit, no leading zero (``0`` alone is fine). Anything else flags the
     frame bad (callers re-parse it as JSON); it is never decoded into a wrong
-    number. Windows are split over two threads for big ranges (numpy releases
-    the GIL).
+    number. For big ranges two threads take windows in turn from one counter
+    (numpy releases the GIL), so a slow thread never holds up the other.
     """
 
     def __init__(self, layout: HeaderLayout, keys: Iterable[str]) -> None:
