@@ -75,7 +75,7 @@ def check_lake_target(path: str | os.PathLike[str]) -> None:
     if not root.is_dir():
         return
     entries = sorted(p.name for p in root.iterdir())
-    if not entries:
+    if not entries or is_lake(root):  # (again: another ingest may have just created it)
         return
     if any(name.endswith(".pff") for name in entries):
         raise LakeError(
