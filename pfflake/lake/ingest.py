@@ -55,12 +55,12 @@ from .sources import (
     file_row,
     file_states,
     new_hk_rows,
-    recording_finished,
+    newly_complete,
     redacted_configs,
     run_row,
 )
 from .tables import FILES_SCHEMA, RUNS_SCHEMA
-from .units import UnitResult, UnitTask, fingerprint, fsync_file, run_unit
+from .units import Phases, UnitResult, UnitTask, fingerprint, fsync_file, run_unit
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import distributed
@@ -135,6 +135,13 @@ class IngestResult:
     files_added: int = 0
     runs_checked: int = 0
     unchanged_version: int | None = None  # the lake's version when nothing was committed
+    #: seconds per phase (``plan``, ``stores``, the units' ``read``/``zarr``/``parquet``/...,
+    #: ``tables``, ``publish_files``, ``publish_commit``, ``cleanup``; ``fsync`` of them
+    #: in fsyncs, ``fsyncs`` a count) of the attempt that committed; the units' phases
+    #: are summed, so with several workers they add up to more than the wall time
+    phases: Phases = field(default_factory=Phases)
+    started_at: float | None = None  # time.time() when the ingest started
+    published_at: float | None = None  # time.time() once the commit was published
 
     @property
     def mb_per_s(self) -> float:
@@ -190,6 +197,7 @@ def ingest(lake: Lake, run_dirs: Iterable[str | os.PathLike[str]],
     :meth:`pfflake.lake.Lake.ingest`, which documents the behaviour)."""
     options = options or IngestOptions()
     t0 = time.perf_counter()
+    started_at = time.time()
     dirs = [Path(p) for p in run_dirs]
     for run_dir in dirs:  # before anything is created
         check_run_dir(run_dir)
@@ -201,6 +209,7 @@ def ingest(lake: Lake, run_dirs: Iterable[str | os.PathLike[str]],
     except OSError as e:  # disk full, permissions, ... : one clear error
         raise _io_error(lake, e) from None
     result.seconds = time.perf_counter() - t0
+    result.started_at = started_at
     return result
 
 
@@ -239,8 +248,10 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
     snap = lake.snapshot()
     txn, staging = new_staging(lake.root)
     result = IngestResult(version=None)
+    ph = result.phases
     runs = _Runs()
     try:
+        t_plan = time.perf_counter()
         removal = None
         if options.replace:  # plan against the lake without the runs; commit both at once
             snap, removal = maintain.replacing(lake.root, snap, run_dirs, staging, txn)
@@ -254,11 +265,18 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
             runs.run_ids[name] = checked_identity(run, run_dir, snap)
             runs.thresholds[name] = run_threshold(name, options.threshold, snap)
             plans += plan_run(lake.root, run, snap)
-        tasks = _make_tasks(lake, plans, staging, runs.thresholds, options)
+        ph.add("plan", time.perf_counter() - t_plan)
+        with ph.timed("stores"):
+            tasks = _make_tasks(lake, plans, staging, runs.thresholds, options)
         _fault("planned")
-        unit_results = _execute(tasks, options)
+        with ph.timed("units"):
+            unit_results = _execute(tasks, options)
+        for r in unit_results:
+            ph.merge(r.phases)
         _fault("units_written")
-        commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn)
+        with ph.timed("tables"):
+            commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn,
+                                   ph)
         _fault("staged")
         if removal is not None:
             commit = maintain.with_removal(commit, removal)
@@ -266,9 +284,12 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
         if not commit.add and not commit.streams:
             result.unchanged_version = snap.version
             return result
-        publish_files(lake.root, [(staging / e.path, e.path) for e in commit.add])
+        with ph.timed("publish_files"):
+            publish_files(lake.root, [(staging / e.path, e.path) for e in commit.add], ph)
         _fault("published_files")
-        publish_commit(lake.root, commit)
+        with ph.timed("publish_commit"):
+            publish_commit(lake.root, commit)
+        result.published_at = time.time()
         _fault("committed")
         result.version = commit.version
         result.runs = len({p.run for p in plans if p.stop > p.start}) or len(commit.runs)
@@ -281,8 +302,9 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
         result.files_added = len(commit.add)
         return result
     finally:
-        runs.close()
-        shutil.rmtree(staging, ignore_errors=True)
+        with ph.timed("cleanup"):
+            runs.close()
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- plan -----------------------------------------------------------------------------------
@@ -430,7 +452,8 @@ def _execute(tasks: list[UnitTask], options: IngestOptions) -> list[UnitResult]:
 
 
 def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPlan],
-                  results: list[UnitResult], staging: Path, txn: str) -> Commit:
+                  results: list[UnitResult], staging: Path, txn: str,
+                  phases: Phases | None = None) -> Commit:
     """The commit of one ingest (version: the snapshot's next), its small tables staged."""
     version = snap.version + 1
     add: list[AddFile] = []
@@ -468,7 +491,7 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
             if p.state is None or p.state.files.get(s.name) != s:
                 file_rows.append(file_row(p, s, path, version))
     run_rows, hk_tables, hk_counts, new_runs = [], [], {}, []
-    completed = _newly_complete(root, snap, runs)
+    completed = newly_complete(root, snap, [run for run, _ in runs.opened])
     for run, run_dir in runs.opened:
         name = run.run_dir.name
         if name not in snap.runs:
@@ -480,15 +503,15 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
         if hk is not None and hk.num_rows:
             hk_tables.append(hk)
             hk_counts[name] = snap.hk_records.get(name, 0) + hk.num_rows
-    add += write_small_table(staging, "runs", txn, RUNS_SCHEMA, run_rows)
-    add += write_small_table(staging, "files", txn, FILES_SCHEMA, file_rows)
+    add += write_small_table(staging, "runs", txn, RUNS_SCHEMA, run_rows, phases)
+    add += write_small_table(staging, "files", txn, FILES_SCHEMA, file_rows, phases)
     for hk in hk_tables:
         run_name = hk.column(S.RUN)[0].as_py()
         rel = Path("hk") / f"{safe_name(run_name)}.{txn}.parquet"
         out = staging / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
-        fsync_file(out)
+        fsync_file(out, phases)
         _fault("table_staged")
         add.append(AddFile("hk", rel.as_posix(), hk.num_rows, out.stat().st_size))
     return Commit(
@@ -503,28 +526,9 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
     )
 
 
-def _newly_complete(root: Path, snap: Snapshot, runs: _Runs) -> set[str]:
-    """Runs the lake holds as incomplete whose sentinel (``run_complete``,
-    ``recording_ended``) has appeared since: they get a new ``runs`` row (the view keeps
-    the latest per run), so a run followed while recording ends as complete, as a
-    one-shot ingest of the finished run records it."""
-    candidates = {
-        run.run_dir.name for run, _ in runs.opened
-        if run.run_dir.name in snap.runs and recording_finished(run.run_dir)
-    }
-    if not candidates:
-        return set()
-    paths = [str(root / e.path) for e in snap.table_files("runs")]
-    rows = pq.read_table(paths, columns=[S.RUN, "complete", "version"]).to_pylist() if paths else []
-    latest: dict[str, tuple[int, bool]] = {}
-    for r in rows:
-        if r[S.RUN] in candidates and r["version"] >= latest.get(r[S.RUN], (-1, False))[0]:
-            latest[r[S.RUN]] = (r["version"], bool(r["complete"]))
-    return {name for name in candidates if not latest.get(name, (0, False))[1]}
-
-
 def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
-                      rows: list[dict[str, Any]]) -> list[AddFile]:
+                      rows: list[dict[str, Any]], phases: Phases | None = None
+                      ) -> list[AddFile]:
     """``rows`` as ``table/<txn>.parquet`` in staging (fsynced); its entry, or none."""
     if not rows:
         return []
@@ -532,12 +536,13 @@ def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
     out = staging / rel
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
-    fsync_file(out)
+    fsync_file(out, phases)
     _fault("table_staged")
     return [AddFile(table, rel.as_posix(), len(rows), out.stat().st_size)]
 
 
-def publish_files(root: Path, moves: Iterable[tuple[Path, str]]) -> None:
+def publish_files(root: Path, moves: Iterable[tuple[Path, str]],
+                  phases: Phases | None = None) -> None:
     """Move staged files (``(source, path relative to root)``) to their final paths and
     fsync the directories that got them. Still invisible: no commit names them yet; a
     crash leaves them as leftovers for ``fsck``."""
@@ -549,7 +554,7 @@ def publish_files(root: Path, moves: Iterable[tuple[Path, str]]) -> None:
         _fault("published_file")
         dirs.add(dst.parent)
     for d in dirs:
-        fsync_file(d)
+        fsync_file(d, phases)
 
 
 def _io_error(lake: Lake, e: OSError) -> LakeError:

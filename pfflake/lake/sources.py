@@ -7,18 +7,22 @@ import json
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..file import PFFWarning
 from ..hk import hk_table
 from ..paths import HK_FILE_NAME, parse_pff_name, parse_run_name
 from ..redact import redact
-from .log import FileState
+from .log import FileState, Snapshot
 from .tables import HK_SCHEMA
 from .units import fingerprint
+
+if TYPE_CHECKING:
+    from ..run import PanosetiRun
 
 #: Files the DAQ writes into a run directory when the recording is over (PFF-FORMAT.md);
 #: ``collect_complete`` alone is not one of them (it marks the collection step).
@@ -28,6 +32,26 @@ SENTINELS = ("run_complete", "recording_ended")
 def recording_finished(run_dir: Path) -> bool:
     """True once the DAQ has written a run's end sentinel (see :data:`SENTINELS`)."""
     return any((Path(run_dir) / name).exists() for name in SENTINELS)
+
+
+def newly_complete(root: Path, snap: Snapshot, runs: list[PanosetiRun]) -> set[str]:
+    """Runs the lake holds as incomplete whose sentinel (``run_complete``,
+    ``recording_ended``) has appeared since: they get a new ``runs`` row (the view keeps
+    the latest per run), so a run followed while recording ends as complete, as a
+    one-shot ingest of the finished run records it."""
+    candidates = {
+        run.run_dir.name for run in runs
+        if run.run_dir.name in snap.runs and recording_finished(run.run_dir)
+    }
+    if not candidates:
+        return set()
+    paths = [str(root / e.path) for e in snap.table_files("runs")]
+    rows = pq.read_table(paths, columns=[S.RUN, "complete", "version"]).to_pylist() if paths else []
+    latest: dict[str, tuple[int, bool]] = {}
+    for r in rows:
+        if r[S.RUN] in candidates and r["version"] >= latest.get(r[S.RUN], (-1, False))[0]:
+            latest[r[S.RUN]] = (r["version"], bool(r["complete"]))
+    return {name for name in candidates if not latest.get(name, (0, False))[1]}
 
 
 def redacted_configs(seq) -> dict[str, Any]:
@@ -134,5 +158,5 @@ def new_hk_rows(run, already: int) -> pa.Table | None:
     )
 
 
-__all__ = ["SENTINELS", "file_row", "file_states", "new_hk_rows", "recording_finished",
-           "redacted_configs", "run_row"]
+__all__ = ["SENTINELS", "file_row", "file_states", "new_hk_rows", "newly_complete",
+           "recording_finished", "redacted_configs", "run_row"]
