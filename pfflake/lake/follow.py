@@ -84,7 +84,9 @@ def follow(
 
     ``options``: as for :func:`ingest` (default: one worker; a follow commits a few
     seconds of data at a time, which one process keeps up with). No progress bar; new
-    stores get the ``growing`` layout (:func:`~pfflake.lake.layout.lake_zarr_layout`).
+    stores get the ``growing`` layout (:func:`~pfflake.lake.layout.lake_zarr_layout`)
+    and are grown ahead of their data (:func:`~pfflake.lake.layout.grown_length`); the
+    final commit gives them their exact length.
     ``stop``: set it (from another thread, or a signal handler) to end the follow after
     a final commit. Without one, SIGINT and SIGTERM do that while the follow runs in the
     main thread (the previous handlers are restored after; a second signal interrupts
@@ -118,8 +120,9 @@ def follow(
             changed = state != seen or finished or stopping
             if changed and (finished or all(_has_data(d) for d in dirs)):
                 scan = time.perf_counter() - t_scan
+                last = finished or stopping  # stores get their exact length back
                 with _quiet_tails(not finished):
-                    r = ingest(lake, dirs, options)
+                    r = ingest(lake, dirs, replace(options, growing=False) if last else options)
                 r.phases.add("scan", scan)
                 result.ticks += 1
                 seen = state

@@ -34,7 +34,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema as S
@@ -45,11 +44,19 @@ from ..file import PFFWarning
 from ..identity import checked_identity, run_threshold
 from ..paths import HK_FILE_NAME
 from ..run import PanosetiRun
-from ..store.layout import write_unit
+from ..store.layout import IMAGES, ArrayLayout, write_unit
 from ..store.resize import create_store_in_place, resize_store
 from . import maintain
 from .cluster import run_units
-from .layout import create_lake, is_lake, lake_zarr_layout, new_staging, safe_name, store_path
+from .layout import (
+    create_lake,
+    grown_length,
+    is_lake,
+    lake_zarr_layout,
+    new_staging,
+    safe_name,
+    store_path,
+)
 from .log import AddFile, Commit, FileState, Snapshot, StreamState, publish_commit
 from .sources import (
     file_row,
@@ -58,6 +65,7 @@ from .sources import (
     newly_complete,
     redacted_configs,
     run_row,
+    write_small_table,
 )
 from .tables import FILES_SCHEMA, RUNS_SCHEMA
 from .units import Phases, UnitResult, UnitTask, fingerprint, fsync_file, run_unit
@@ -385,9 +393,12 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
         if p.new_store:
             layout = (options.zarr_layout or lake.zarr_layout
                       or lake_zarr_layout(p.seq.product, growing=options.growing))
-            create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
-        else:
+            n = grown_length(p.stop) if options.growing else p.stop
+            create_store_in_place(p.store, p.seq, n, configs, staging, layout)
+        elif not options.growing:
             resize_store(p.store, p.stop)
+        elif ArrayLayout(p.store / IMAGES).n_frames < p.stop:
+            resize_store(p.store, grown_length(p.stop))
         unit = write_unit(p.store)
         per = max(unit, (unit_frames // unit) * unit)
         first = (p.start // unit) * unit
@@ -526,21 +537,6 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
     )
 
 
-def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
-                      rows: list[dict[str, Any]], phases: Phases | None = None
-                      ) -> list[AddFile]:
-    """``rows`` as ``table/<txn>.parquet`` in staging (fsynced); its entry, or none."""
-    if not rows:
-        return []
-    rel = Path(table) / f"{txn}.parquet"
-    out = staging / rel
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
-    fsync_file(out, phases)
-    _fault("table_staged")
-    return [AddFile(table, rel.as_posix(), len(rows), out.stat().st_size)]
-
-
 def publish_files(root: Path, moves: Iterable[tuple[Path, str]],
                   phases: Phases | None = None) -> None:
     """Move staged files (``(source, path relative to root)``) to their final paths and
@@ -585,5 +581,5 @@ __all__ = [
     "plan_run",
     "publish_files",
     "retry_conflicts",
-    "write_small_table",
+    "write_small_table",  # (pfflake.lake.sources)
 ]

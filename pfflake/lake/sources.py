@@ -1,5 +1,6 @@
 """What the lake records about a run's sources: file states and fingerprints, and the rows
-of the ``files``, ``runs`` and ``hk`` tables for one ingest (configs redacted)."""
+of the ``files``, ``runs`` and ``hk`` tables for one ingest (configs redacted), staged
+as Parquet files (:func:`write_small_table`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema as S
+from ..faults import fault as _fault
 from ..file import PFFWarning
 from ..hk import hk_table
 from ..paths import HK_FILE_NAME, parse_pff_name, parse_run_name
 from ..redact import redact
-from .log import FileState, Snapshot
+from .log import AddFile, FileState, Snapshot
 from .tables import HK_SCHEMA
-from .units import fingerprint
+from .units import Phases, fingerprint, fsync_file
 
 if TYPE_CHECKING:
     from ..run import PanosetiRun
@@ -158,5 +160,21 @@ def new_hk_rows(run, already: int) -> pa.Table | None:
     )
 
 
+def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
+                      rows: list[dict[str, Any]], phases: Phases | None = None
+                      ) -> list[AddFile]:
+    """``rows`` as ``table/<txn>.parquet`` in staging (fsynced); its entry, or none."""
+    if not rows:
+        return []
+    rel = Path(table) / f"{txn}.parquet"
+    out = staging / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
+    fsync_file(out, phases)
+    _fault("table_staged")
+    return [AddFile(table, rel.as_posix(), len(rows), out.stat().st_size)]
+
+
+
 __all__ = ["SENTINELS", "file_row", "file_states", "new_hk_rows", "newly_complete",
-           "recording_finished", "redacted_configs", "run_row"]
+           "recording_finished", "redacted_configs", "run_row", "write_small_table"]

@@ -138,7 +138,8 @@ def run_unit(task: UnitTask) -> UnitResult:
     header_cols = {S.header_column(f): f for f in seq.product.header_fields}
     parts: list[pa.RecordBatch] = []
     ph.add("unit_open", clock() - t)
-    with FrameWriter(task.store, task.zarr_start, workers=task.zarr_workers) as zw:
+    with FrameWriter(task.store, task.zarr_start, workers=task.zarr_workers,
+                     end=task.stop) as zw:
         batches = frame_batches(
             seq,
             run=task.run,

@@ -109,9 +109,11 @@ class ArrayStream:
     def push(self, rows: np.ndarray) -> None:
         f = self.files
         n, i = len(rows), 0
-        if self.pos + n > f.n_frames:
+        end = self.writer.end
+        if self.pos + n > end:
             raise ZarrLayoutError(
-                f"{f.name}: frames {self.pos}..{self.pos + n} beyond the store's {f.n_frames}"
+                f"{f.name}: frames {self.pos}..{self.pos + n} beyond "
+                + (f"the store's {f.n_frames}" if end == f.n_frames else f"the end ({end})")
             )
         while i < n:
             off = self.pos % f.chunk_frames
@@ -121,7 +123,7 @@ class ArrayStream:
             self.buf[off : off + k] = rows[i : i + k]
             self.pos += k
             i += k
-            if off + k == f.chunk_frames or self.pos == f.n_frames:
+            if off + k == f.chunk_frames or self.pos == end:
                 self._emit(off + k)
 
     def _emit(self, filled: int) -> None:
@@ -137,7 +139,7 @@ class ArrayStream:
             return
         self.shard_parts.append(self.writer._submit(f.encode, buf))
         per_shard = f.shard_frames // f.chunk_frames
-        if len(self.shard_parts) == per_shard or self.pos == f.n_frames:
+        if len(self.shard_parts) == per_shard or self.pos == self.writer.end:
             parts, self.shard_parts = self.shard_parts, []
             shard_index = chunk_index // per_shard
             # The inner encodes were queued first, so waiting on them here cannot deadlock.
@@ -151,7 +153,7 @@ class ArrayStream:
             raise ZarrLayoutError(
                 f"{self.files.name}: frame range ends at {self.pos}, inside a chunk/shard; "
                 f"ranges must end on a multiple of {self.writer.unit} frames or at "
-                f"{self.files.n_frames}"
+                f"{self.writer.end}"
             )
 
 
@@ -160,8 +162,12 @@ class FrameWriter:
 
     Starts at ``start_frame``, a multiple of :func:`write_unit`; the frames
     given to :meth:`append` must end, at :meth:`close`, on a unit boundary or
-    at the end of the store. Two writers on disjoint unit ranges touch
-    disjoint files, so they can run in different processes. Chunks are
+    at ``end`` (default: the end of the store). A store grown ahead of its data (a
+    followed run's, see :func:`pfflake.lake.ingest.grown_length`) is written up to
+    ``end``: the last chunk/shard is written padded with the fill value, as at the end
+    of a store, and rewritten whole by the writer that continues from it. Two
+    writers on disjoint unit ranges touch disjoint files, so they can run in
+    different processes. Chunks are
     encoded on ``workers`` threads (default: CPU count); memory stays around
     one chunk per array plus the chunks in flight. Each file is written under
     a temporary name and renamed (``atomic=False`` skips that, for stores
@@ -175,6 +181,7 @@ class FrameWriter:
         *,
         workers: int | None = None,
         atomic: bool = True,
+        end: int | None = None,
         _pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.path = Path(store_path)
@@ -190,6 +197,9 @@ class FrameWriter:
                 f"frames) within [0, {self.n_frames}]"
             )
         self.start = self.pos = start_frame
+        self.end = self.n_frames if end is None else end
+        if not start_frame <= self.end <= self.n_frames:
+            raise ZarrLayoutError(f"end {self.end} outside [{start_frame}, {self.n_frames}]")
         self.fields = {
             n: a.attributes["pff_header_field"]
             for n, a in self.arrays.items()
