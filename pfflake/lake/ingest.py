@@ -44,7 +44,7 @@ from ..file import PFFWarning
 from ..identity import checked_identity, run_threshold
 from ..paths import HK_FILE_NAME
 from ..run import PanosetiRun
-from ..store.layout import IMAGES, ArrayLayout, write_unit
+from ..store.layout import IMAGES, ArrayLayout, fsync_paths, write_unit
 from ..store.resize import create_store_in_place, resize_store
 from . import maintain
 from .cluster import run_units
@@ -68,7 +68,7 @@ from .sources import (
     write_small_table,
 )
 from .tables import FILES_SCHEMA, RUNS_SCHEMA
-from .units import Phases, UnitResult, UnitTask, fingerprint, fsync_file, run_unit
+from .units import Phases, UnitResult, UnitTask, fingerprint, run_unit
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import distributed
@@ -283,8 +283,7 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
             ph.merge(r.phases)
         _fault("units_written")
         with ph.timed("tables"):
-            commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn,
-                                   ph)
+            commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn)
         _fault("staged")
         if removal is not None:
             commit = maintain.with_removal(commit, removal)
@@ -395,6 +394,9 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
                       or lake_zarr_layout(p.seq.product, growing=options.growing))
             n = grown_length(p.stop) if options.growing else p.stop
             create_store_in_place(p.store, p.seq, n, configs, staging, layout)
+            metas = list(p.store.glob("**/zarr.json"))  # durable before a commit names it
+            fsync_paths([*metas, *{m.parent for m in metas},
+                         *(lake.root / d for d in p.store.relative_to(lake.root).parents)])
         elif not options.growing:
             resize_store(p.store, p.stop)
         elif ArrayLayout(p.store / IMAGES).n_frames < p.stop:
@@ -463,8 +465,7 @@ def _execute(tasks: list[UnitTask], options: IngestOptions) -> list[UnitResult]:
 
 
 def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPlan],
-                  results: list[UnitResult], staging: Path, txn: str,
-                  phases: Phases | None = None) -> Commit:
+                  results: list[UnitResult], staging: Path, txn: str) -> Commit:
     """The commit of one ingest (version: the snapshot's next), its small tables staged."""
     version = snap.version + 1
     add: list[AddFile] = []
@@ -514,15 +515,14 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
         if hk is not None and hk.num_rows:
             hk_tables.append(hk)
             hk_counts[name] = snap.hk_records.get(name, 0) + hk.num_rows
-    add += write_small_table(staging, "runs", txn, RUNS_SCHEMA, run_rows, phases)
-    add += write_small_table(staging, "files", txn, FILES_SCHEMA, file_rows, phases)
+    add += write_small_table(staging, "runs", txn, RUNS_SCHEMA, run_rows)
+    add += write_small_table(staging, "files", txn, FILES_SCHEMA, file_rows)
     for hk in hk_tables:
         run_name = hk.column(S.RUN)[0].as_py()
         rel = Path("hk") / f"{safe_name(run_name)}.{txn}.parquet"
         out = staging / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
-        fsync_file(out, phases)
+        pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")  # synced by publish
         _fault("table_staged")
         add.append(AddFile("hk", rel.as_posix(), hk.num_rows, out.stat().st_size))
     return Commit(
@@ -539,18 +539,23 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
 
 def publish_files(root: Path, moves: Iterable[tuple[Path, str]],
                   phases: Phases | None = None) -> None:
-    """Move staged files (``(source, path relative to root)``) to their final paths and
-    fsync the directories that got them. Still invisible: no commit names them yet; a
-    crash leaves them as leftovers for ``fsck``."""
-    dirs = set()
+    """Move staged files (``(source, path relative to root)``) to their final paths, then
+    fsync them and the directories that got them, all at once (:func:`fsync_paths`: one
+    journal commit for all; a file already synced costs nothing). Still invisible: no
+    commit names them yet; a crash leaves them as leftovers for ``fsck``."""
+    dirs, files = set(), []
     for src, rel in moves:
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
         _fault("published_file")
         dirs.add(dst.parent)
-    for d in dirs:
-        fsync_file(d, phases)
+        files.append(dst)
+    t = time.perf_counter()
+    n = fsync_paths([*files, *sorted(dirs)])
+    if phases is not None:
+        phases.add("fsync", time.perf_counter() - t)
+        phases.add("fsyncs", n)
 
 
 def _io_error(lake: Lake, e: OSError) -> LakeError:

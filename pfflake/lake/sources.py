@@ -21,7 +21,7 @@ from ..paths import HK_FILE_NAME, parse_pff_name, parse_run_name
 from ..redact import redact
 from .log import AddFile, FileState, Snapshot
 from .tables import HK_SCHEMA
-from .units import Phases, fingerprint, fsync_file
+from .units import fingerprint
 
 if TYPE_CHECKING:
     from ..run import PanosetiRun
@@ -161,16 +161,15 @@ def new_hk_rows(run, already: int) -> pa.Table | None:
 
 
 def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
-                      rows: list[dict[str, Any]], phases: Phases | None = None
-                      ) -> list[AddFile]:
-    """``rows`` as ``table/<txn>.parquet`` in staging (fsynced); its entry, or none."""
+                      rows: list[dict[str, Any]]) -> list[AddFile]:
+    """``rows`` as ``table/<txn>.parquet`` in staging; its entry, or none. Not fsynced
+    here: :func:`pfflake.lake.ingest.publish_files` syncs every file it moves at once."""
     if not rows:
         return []
     rel = Path(table) / f"{txn}.parquet"
     out = staging / rel
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
-    fsync_file(out, phases)
     _fault("table_staged")
     return [AddFile(table, rel.as_posix(), len(rows), out.stat().st_size)]
 

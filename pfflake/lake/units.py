@@ -126,9 +126,11 @@ def run_unit(task: UnitTask) -> UnitResult:
     """One work unit; runs in a worker process (or in-process for small ingests).
 
     Its result's ``phases``: ``unit_open`` (the sequence), ``read`` (frames parsed,
-    headers and stats), ``zarr`` (handing frames to the writer and waiting for its last
-    chunk/shard files), ``checksum`` (source CRCs), ``parquet`` (table built and
-    written), ``fsync`` (the staged Parquet file) and ``fsyncs`` (a count)."""
+    headers and stats), ``zarr`` (handing frames to the writer and waiting for its
+    chunk/shard files), ``zarr_sync`` (of that: waiting for them to be durable at the end),
+    ``checksum``
+    (source CRCs), ``parquet`` (table built and written), ``fsync`` (the staged Parquet
+    file) and ``fsyncs`` (a count)."""
     ph = Phases()
     clock = time.perf_counter
     t = clock()
@@ -139,7 +141,7 @@ def run_unit(task: UnitTask) -> UnitResult:
     parts: list[pa.RecordBatch] = []
     ph.add("unit_open", clock() - t)
     with FrameWriter(task.store, task.zarr_start, workers=task.zarr_workers,
-                     end=task.stop) as zw:
+                     end=task.stop, durable=True) as zw:
         batches = frame_batches(
             seq,
             run=task.run,
@@ -172,7 +174,10 @@ def run_unit(task: UnitTask) -> UnitResult:
             if skip < b.num_rows:
                 parts.append(b.slice(skip))
         t = clock()
-    ph.add("zarr", clock() - t)  # the writer's close: its last files
+    ph.add("zarr", clock() - t)  # the writer's close: its last files, made durable
+    if zw.durable is not None:
+        ph.add("zarr_sync", zw.durable.wait_seconds)
+        ph.add("fsyncs", zw.durable.synced)
     with ph.timed("checksum"):
         sources = source_checksums(seq, task.row_start, task.stop)
         seq.close()
