@@ -54,6 +54,10 @@ FOLLOW_CODE = textwrap.dedent("""
     from pfflake.lake import Lake
 
     lake_path, run, interval, out = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    if sys.argv[5] == "no-zarr-sync":  # A/B only: what durable Zarr writes cost the lag
+        import pfflake.store.write as write
+        init = write.FrameWriter.__init__
+        write.FrameWriter.__init__ = lambda w, *a, **kw: init(w, *a, **{**kw, "durable": False})
     syncs = []
     real_fsync = os.fsync
 
@@ -291,6 +295,9 @@ def main() -> None:
                     help="GB another process writes (no fsync) to the lake's disk")
     ap.add_argument("--dirty-when", choices=("during", "before"), default="during")
     ap.add_argument("--ticks", action="store_true", help="print every commit's phases")
+    ap.add_argument("--no-zarr-sync", action="store_true",
+                    help="A/B only: Zarr files written without fsync (as before they were "
+                         "made durable), to measure what durability costs the lag")
     ap.add_argument("--strace", type=Path, default=None,
                     help="run the follow under strace -T (file/fsync syscalls) into this file")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/pfflake-bench-follow"))
@@ -319,9 +326,10 @@ def main() -> None:
               f"dirty/writeback MB now {meminfo()}")
     print(f"{n:,} img16 frames at {args.rate:,.0f}/s ({args.seconds:g} s), files of "
           f"{args.frames_per_file:,} frames, follow --interval {args.interval:g} --workers 1"
-          + (f", {args.dirty_gb:g} GB written {args.dirty_when}" if args.dirty_gb else ""))
+          + (f", {args.dirty_gb:g} GB written {args.dirty_when}" if args.dirty_gb else "")
+          + (", Zarr files NOT fsynced (A/B)" if args.no_zarr_sync else ""))
     cmd = [sys.executable, "-c", FOLLOW_CODE, str(lake), str(run), str(args.interval),
-           str(ticks_log)]
+           str(ticks_log), "no-zarr-sync" if args.no_zarr_sync else "-"]
     if args.strace:  # a diagnosis: which system call stalls (adds its own overhead)
         cmd = ["strace", "-f", "-T", "-tt", "-o", str(args.strace), "-e",
                "trace=%file,%desc,fsync,fdatasync,sync_file_range,syncfs", *cmd]
