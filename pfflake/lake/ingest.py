@@ -38,11 +38,10 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..console import progress_bar
-from ..errors import CommitConflict, LakeError
+from ..errors import CommitConflict, LakeError, ZarrLayoutError
 from ..faults import fault as _fault
 from ..file import PFFWarning
 from ..identity import checked_identity, run_threshold
-from ..paths import HK_FILE_NAME
 from ..run import PanosetiRun
 from ..store.layout import IMAGES, ArrayLayout, fsync_paths, write_unit
 from ..store.resize import create_store_in_place, resize_store
@@ -59,6 +58,7 @@ from .layout import (
 )
 from .log import AddFile, Commit, FileState, Snapshot, StreamState, publish_commit
 from .sources import (
+    check_run_dir,
     file_row,
     file_states,
     new_hk_rows,
@@ -237,18 +237,6 @@ def retry_conflicts(root: Path, attempt: Callable[[], T], retries: int, what: st
     raise AssertionError("unreachable")
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """Refuse what is no run directory: missing, a lake, or holding no PFF data file."""
-    if not run_dir.is_dir():
-        raise LakeError(f"{run_dir}: run directory not found")
-    if is_lake(run_dir):
-        raise LakeError(f"{run_dir}: is a pfflake lake, not a run directory")
-    if not any(p.name != HK_FILE_NAME for p in run_dir.glob("*.pff")):
-        raise LakeError(
-            f"{run_dir}: no PFF data files (*.pff) here; is it a run directory?"
-        )
-
-
 def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -> IngestResult:
     create_lake(lake.root)
     # Planned from lake.snapshot() (not load_snapshot): the concurrency tests replace it
@@ -387,6 +375,8 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
     tasks = []
     for p in plans:
         if p.stop <= p.start:
+            if not (options.growing or p.new_store):
+                _trim_grown(p)
             continue
         configs = redacted_configs(p.seq)
         if p.new_store:
@@ -430,6 +420,16 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
                 )
             )
     return tasks
+
+
+def _trim_grown(p: StreamPlan) -> None:
+    """A store a follow grew ahead of its data, back to its committed length."""
+    try:
+        grown = ArrayLayout(p.store / IMAGES).n_frames > p.stop
+    except (OSError, ZarrLayoutError):  # no store pfflake can read: nothing to trim
+        return
+    if grown:
+        resize_store(p.store, p.stop)
 
 
 # -- execute --------------------------------------------------------------------------------
@@ -580,7 +580,7 @@ __all__ = [
     "IngestOptions",
     "IngestResult",
     "StreamPlan",
-    "check_run_dir",
+    "check_run_dir",  # (pfflake.lake.sources)
     "check_unchanged",
     "ingest",
     "plan_run",

@@ -14,11 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema as S
+from ..errors import LakeError
 from ..faults import fault as _fault
 from ..file import PFFWarning
 from ..hk import hk_table
 from ..paths import HK_FILE_NAME, parse_pff_name, parse_run_name
 from ..redact import redact
+from .layout import is_lake
 from .log import AddFile, FileState, Snapshot
 from .tables import HK_SCHEMA
 from .units import fingerprint
@@ -29,6 +31,18 @@ if TYPE_CHECKING:
 #: Files the DAQ writes into a run directory when the recording is over (PFF-FORMAT.md);
 #: ``collect_complete`` alone is not one of them (it marks the collection step).
 SENTINELS = ("run_complete", "recording_ended")
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse what is no run directory: missing, a lake, or holding no PFF data file."""
+    if not run_dir.is_dir():
+        raise LakeError(f"{run_dir}: run directory not found")
+    if is_lake(run_dir):
+        raise LakeError(f"{run_dir}: is a pfflake lake, not a run directory")
+    if not any(p.name != HK_FILE_NAME for p in run_dir.glob("*.pff")):
+        raise LakeError(
+            f"{run_dir}: no PFF data files (*.pff) here; is it a run directory?"
+        )
 
 
 def recording_finished(run_dir: Path) -> bool:
@@ -175,5 +189,5 @@ def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
 
 
 
-__all__ = ["SENTINELS", "file_row", "file_states", "new_hk_rows", "newly_complete",
+__all__ = ["SENTINELS", "check_run_dir", "file_row", "file_states", "new_hk_rows", "newly_complete",
            "recording_finished", "redacted_configs", "run_row", "write_small_table"]
