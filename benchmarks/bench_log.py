@@ -14,7 +14,8 @@ compaction of the files since the last one, as a lake that is compacted keeps it
 Printed, as medians of --runs, on a warm page cache:
 - ``open``: ``Lake(path).version`` plus ``Lake(path).snapshot()`` (what a reader pays);
 - ``replay``: the same with ``load_snapshot(..., checkpoints=False)`` (the log alone);
-- ``list``: listing the log directory (``log_versions``), part of both;
+- ``list``: listing the log directory (``log_versions``): what a replay pays (an open
+  whose ``_last_checkpoint`` is intact lists nothing);
 - the checkpoint's size on disk.
 Note ``uptime`` next to the figures: the machine is shared.
 """

@@ -7,14 +7,26 @@ opens the stream afresh (as a script calling ``PFFSequence([...])`` does),
 then reads. For each stream of the run and each task it prints the median
 time of both readers (alternating runs), the median per-run ratio
 pypff / pfflake against the target, and a page-cache read of the same bytes.
+
+Two anchors show what the hardware allows a reader that opens the file afresh:
+the page-cache ``read`` of the whole file, and the *header touch*: map the
+file, copy every frame's header row (``{`` through ``*``, the bytes a strict
+reader must see) into a small buffer, unmap; with one thread and split over
+two, as pfflake's decoder does. Every 4 KiB page of these files holds header
+bytes, so the touch faults in and unmaps the whole file. ``max`` is pypff's
+time over the faster touch: the ratio a reader that did nothing else would
+reach; a target above it is below the floor of this machine.
 The run comes from pypff's sdist, fetched into a cache (``_pypff_sdist.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +78,35 @@ def tasks():
     ]
 
 
+def header_touch(path: Path, header_size: int, frame_size: int, threads: int) -> float:
+    """Seconds to map ``path``, copy every frame's header row into a reused buffer, unmap."""
+    row_type = np.dtype(f"V{header_size + 1}")
+    n = path.stat().st_size // frame_size
+    win = 1024
+    dst = [np.empty(win, row_type) for _ in range(threads)]
+
+    def part(b, lo: int, hi: int, out: np.ndarray) -> None:
+        for s in range(lo, hi, win):
+            c = min(win, hi - s)
+            np.copyto(out[:c], np.ndarray((c,), row_type, b, s * frame_size, (frame_size,)))
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(int).result()  # the worker exists before the clock starts
+        t = time.perf_counter()
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            b = np.frombuffer(mm, dtype=np.uint8)
+            if threads == 2:
+                job = pool.submit(part, b, n // 2, n, dst[1])
+                part(b, 0, n // 2, dst[0])
+                job.result()
+            else:
+                part(b, 0, n, dst[0])
+            del b
+            mm.close()
+        return time.perf_counter() - t
+
+
 def check_same_answers(path: Path) -> None:
     """Both readers agree on the bytes before they are timed."""
     from pypff.io import datapff as pypff_datapff
@@ -105,23 +146,32 @@ def main() -> None:
 
         with PFFSequence([path]) as seq:
             n = len(seq)
+            hsize, fsize = seq.header_size, seq.files[0].frame_size
+        touch = {
+            k: statistics.median(header_touch(path, hsize, fsize, k) for _ in range(args.runs))
+            for k in (1, 2)
+        }
         print(
             f"\n{path.name}: {size / 1e6:.1f} MB, {n:,} frames; "
-            f"page-cache read {anchor * 1e3:.2f} ms"
+            f"page-cache read {anchor * 1e3:.2f} ms; header touch {touch[1] * 1e3:.2f} ms "
+            f"(1 thread) / {touch[2] * 1e3:.2f} ms (2 threads)"
         )
         print(
             f"  {'task':38s} {'pypff ms':>9s} {'pfflake ms':>10s} {'ratio':>7s} {'target':>7s}"
-            f" {'x page-cache':>12s}"
+            f" {'max':>7s} {'x page-cache':>12s}"
         )
         for label, theirs, ours, target in tasks():
             t_theirs, t_ours, ratio = paired(
                 lambda t=theirs, p=path: t(p), lambda o=ours, p=path: o(p), args.runs
             )
+            best = t_theirs / min(touch.values())
             flag = "ok" if ratio >= target else "MISS"
             misses += flag == "MISS"
+            if flag == "MISS" and target > best:
+                flag += " (target above the header-touch floor)"
             print(
-                f"  {label:38s} {t_theirs * 1e3:9.2f} {t_ours * 1e3:10.2f} {ratio:6.1f}x "
-                f"{target:6.1f}x {t_ours / anchor:11.1f}x {flag}"
+                f"  {label:38s} {t_theirs * 1e3:9.2f} {t_ours * 1e3:10.2f} {ratio:6.2f}x "
+                f"{target:6.1f}x {best:6.1f}x {t_ours / anchor:11.1f}x {flag}"
             )
     print(
         f"\nload after: {os.getloadavg()[0]:.2f}; "

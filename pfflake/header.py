@@ -12,6 +12,7 @@ Frames that fail go back to a per-frame JSON parse (:func:`parse_header`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -179,9 +180,12 @@ def detect_layout(
     return HeaderLayout(len(header), spans, bytes(template))
 
 
-_CACHE_BYTES = 1280 << 10  # rows + word matrices of one window: about L2 (1 MiB per core here)
+# The word matrices of one window (three, uint64 per field word and frame) go through
+# ~30 numpy passes, so they should stay in L2 (1 MiB per core here). The rows are read
+# three times only (copy, template check, gather) and are not counted: on cold maps of
+# the real files, windows sized with the rows counted were up to 10% slower.
+_WORDS_BYTES = 1 << 20
 _MIN_WINDOW, _MAX_WINDOW = 256, 4096  # frames per window
-_RELEASE_BYTES = 32 << 20  # input bytes between ``done`` callbacks
 _PARALLEL_ABOVE = 4_096  # frames; fewer: the second thread costs more than it saves
 
 
@@ -200,7 +204,7 @@ _E8 = _U(100_000_000)
 
 
 def _pool():
-    """One persistent worker thread for the second half of big decodes (new after fork)."""
+    """One persistent worker thread that shares the windows of big decodes (new after fork)."""
     global _POOL
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
@@ -224,7 +228,7 @@ if hasattr(os, "register_at_fork"):
 class DecodePlan:
     """How to decode a set of fields of one layout; built once, reused per window.
 
-    Per window of frames, sized to stay in L2:
+    Per window of frames (sized so its word matrices stay in L2):
 
     1. one strided copy of the header rows (one memcpy each) into rows padded
        to a multiple of 8 bytes;
@@ -241,8 +245,8 @@ class DecodePlan:
     A value is accepted only as ``%Nd`` prints it: spaces, then at least one
     digit, no leading zero (``0`` alone is fine). Anything else flags the
     frame bad (callers re-parse it as JSON); it is never decoded into a wrong
-    number. Windows are split over two threads for big ranges (numpy releases
-    the GIL).
+    number. For big ranges two threads take windows in turn from one counter
+    (numpy releases the GIL), so a slow thread never holds up the other.
     """
 
     def __init__(self, layout: HeaderLayout, keys: Iterable[str]) -> None:
@@ -269,8 +273,7 @@ class DecodePlan:
         # digits flip to 0..9 and spaces to 0x10; bytes outside the field act as spaces
         self.flip = np.where(inside, 0x30, 0x10).astype(np.uint8).view("<u8")
         _, self.row_mask, self.row_expect = layout.row_check
-        per_frame = self.stride + 8 * 3 * max(len(words), 1)  # rows + three word matrices
-        fit = _CACHE_BYTES // per_frame
+        fit = _WORDS_BYTES // (8 * 3 * max(len(words), 1))
         self.window = min(_MAX_WINDOW, max(_MIN_WINDOW, 1 << (fit.bit_length() - 1)))
 
     def decode(
@@ -284,24 +287,26 @@ class DecodePlan:
         """Values (int64 per key) and a bad-frame mask for ``n`` frames from byte ``base``.
 
         ``done(byte_start, byte_stop)`` is called (from worker threads) as
-        stretches of the input are finished, so callers can release pages.
+        windows of the input are finished, so callers can release pages.
         """
         out = np.empty((len(self.order), n), dtype=np.int64)
         bad = np.empty(n, dtype=bool)
+        # Windows are handed out one at a time from one counter (its next() is atomic
+        # under the GIL): on a busy machine the worker starts late or runs slow, and with
+        # fixed halves the calling thread then waited for it; now it takes over windows.
+        windows = itertools.count()
         if n > _PARALLEL_ABOVE:
-            half = n // 2
-            job = _pool().submit(self._run, buf, base, frame_size, half, n, out, bad, done)
+            job = _pool().submit(self._run, buf, base, frame_size, n, windows, out, bad, done)
             try:
-                self._run(buf, base, frame_size, 0, half, out, bad, done)
+                self._run(buf, base, frame_size, n, windows, out, bad, done)
             finally:
                 job.result()
         else:
-            self._run(buf, base, frame_size, 0, n, out, bad, done)
+            self._run(buf, base, frame_size, n, windows, out, bad, done)
         return {k: out[j] for j, k in enumerate(self.order)}, bad
 
-    def _run(self, buf, base, frame_size, lo, hi, out, bad, done) -> None:
-        win = min(self.window, max(hi - lo, 1))
-        stretch = max(win, _RELEASE_BYTES // frame_size)
+    def _run(self, buf, base, frame_size, n, windows, out, bad, done) -> None:
+        win = min(self.window, max(n, 1))
         nw, k, m = len(self.offsets), len(self.order), self.n_wide
         rows_buf = np.empty((win, self.stride), dtype=np.uint8)
         row_type = np.dtype(f"V{self.row}")
@@ -312,9 +317,11 @@ class DecodePlan:
         at = np.asarray(self.offsets, dtype=np.intp)
         err_buf = np.empty(win, dtype=np.uint64)
         keep, flip = self.keep, self.flip
-        released = lo
-        for s in range(lo, hi, win):
-            c = min(win, hi - s)
+        for i in windows:
+            s = i * win
+            if s >= n:
+                break
+            c = min(win, n - s)
             rows = rows_buf[:c]
             np.copyto(rows_dst[:c], np.ndarray((c,), row_type, buf, base + s * frame_size,
                                                (frame_size,)))
@@ -361,9 +368,8 @@ class DecodePlan:
                 np.multiply(x[k:], _E8, out=t[:m])
                 np.add(x[:m], t[:m], out=x[:m])
             out[:, s : s + c] = x[:k].view(np.int64)
-            if done is not None and (s + c - released >= stretch or s + c == hi):
-                done(base + released * frame_size, base + (s + c) * frame_size)
-                released = s + c
+            if done is not None:
+                done(base + s * frame_size, base + (s + c) * frame_size)
 
 
 def rows_differ(words: np.ndarray, mask: np.ndarray, expect: np.ndarray, bad: np.ndarray) -> None:

@@ -92,7 +92,7 @@ def parse_pff_name(name: str | Path) -> PFFName:
     that contradicts the product, a repeated token or a non-integer
     module/seqno/bpp is an error, not a guess.
     """
-    path = Path(name)
+    path = name if isinstance(name, Path) else Path(name)  # every open parses its names
     if not path.name.endswith(".pff") or path.name == HK_FILE_NAME:
         raise FileNameError(
             "not a PFF data file name (expected [start_<time>Z.]dp_<product>[.bpp_<n>]"

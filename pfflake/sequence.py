@@ -86,7 +86,7 @@ class PFFSequence(SequenceMetadata, SequenceStreaming):
         data_product: str | None = None,
         verify: str = "sample",
     ) -> None:
-        paths = [Path(p) for p in file_paths]
+        paths = [p if isinstance(p, Path) else Path(p) for p in file_paths]  # no re-parse
         if not paths:
             raise ValueError("No files provided.")
         parsed = sorted((_parse_name(p) for p in paths), key=lambda t: t[0])

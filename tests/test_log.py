@@ -325,3 +325,115 @@ def test_fsck_reports_and_repairs_a_wrong_checkpoint(tmp_path, monkeypatch):
     assert L.checkpoint_versions(root) == []
     assert load_snapshot(root) == load_snapshot(root, checkpoints=False)
     assert "ghost" not in load_snapshot(root).runs
+
+
+# -- checkpoint format 2 (columnar file lists) and opens that do not list the log ---------
+
+
+def _entries() -> list[AddFile]:
+    """Entries as the log has them: frames with every optional, a bare one, one with keys
+    this version does not know (dl1's data_product/module), one with a None in between."""
+    return [
+        AddFile.from_json({"table": "frames", "path": "a.parquet", "rows": 3, "bytes": 10,
+                           "partition": {"data_product": "img16", "module": 1}, "run": "r",
+                           "stream": "s", "first_frame": 0, "last_frame": 2,
+                           "min_unix_t_ns": 5, "max_unix_t_ns": 9,
+                           "sources": [{"path": "/x.pff", "offset": 0, "length": 9,
+                                        "crc32": 7, "frames": [0, 3]}]}),
+        AddFile.from_json({"table": "frames", "path": "b.parquet", "rows": 0, "bytes": 1}),
+        AddFile.from_json({"table": "frames", "path": "c.parquet", "rows": 1, "bytes": 2,
+                           "run": "r", "data_product": "ph256", "module": 254}),
+        AddFile.from_json({"table": "frames", "path": "d.parquet", "rows": 1, "bytes": 2,
+                           "last_frame": 4}),
+    ]
+
+
+def test_columnar_file_lists_round_trip():
+    from pfflake.lake.records import files_from_columns, files_to_columns
+
+    es = _entries()
+    assert es[2].extra == {"data_product": "ph256", "module": 254}
+    cols = json.loads(json.dumps(files_to_columns(es)))
+    back = files_from_columns("frames", cols)
+    assert back == es and [e.to_json() for e in back] == [e.to_json() for e in es]
+    assert files_from_columns("frames", files_to_columns([])) == []
+    bare = files_to_columns(es[1:2])["columns"]
+    assert sorted(bare) == ["bytes", "path", "rows"]  # all-None columns are left out
+    with pytest.raises(ValueError, match="unequal"):
+        files_from_columns("frames", {**cols, "n": 3})
+    with pytest.raises(ValueError, match="required"):
+        files_from_columns("frames", {"n": 1, "columns": {"path": ["x"], "rows": [1]}})
+
+
+def _format1_checkpoint(root: Path, snap) -> None:
+    """A checkpoint as pfflake wrote it before format 2 (lists of entries), by hand."""
+    import hashlib
+
+    from pfflake.lake import log as L
+
+    body = json.dumps(snap.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    head = (f'{{"format":1,"sha256":"{hashlib.sha256(body).hexdigest()}",'
+            f'"version":{snap.version},"snapshot":').encode()
+    L.checkpoint_path(root, snap.version).write_bytes(head + body + b"}")
+
+
+def test_checkpoints_are_columnar_and_format_1_still_reads(tmp_path, monkeypatch):
+    from pfflake.lake import log as L
+
+    monkeypatch.setattr(L, "CHECKPOINT_INTERVAL", 10)
+    root = tmp_path / "lake"
+    _generated_log(root, 25, seed=7)
+    raw = L.checkpoint_path(root, 20).read_bytes()
+    assert raw.startswith(b'{"format":2,')
+    doc = json.loads(raw)["snapshot"]
+    assert set(doc["files"]["frames"]) == {"n", "columns"}
+    for v in (10, 20):  # a lake written by an older pfflake: format 1 checkpoints
+        _format1_checkpoint(root, load_snapshot(root, v, checkpoints=False))
+        assert L.read_checkpoint(root, v) == load_snapshot(root, v, checkpoints=False)
+    assert load_snapshot(root) == load_snapshot(root, checkpoints=False)
+    _same(load_snapshot(root), _naive_replay_upto(root / LOG_DIR, 25))
+
+
+def test_latest_version_and_open_follow_the_log_not_the_pointer(tmp_path, monkeypatch):
+    """The pointer only says where to start: every later commit is found, and a pointer
+    that is missing, garbage, too new or names a damaged checkpoint changes nothing."""
+    from pfflake.lake import log as L
+
+    monkeypatch.setattr(L, "CHECKPOINT_INTERVAL", 10)
+    root = tmp_path / "lake"
+    _generated_log(root, 37, seed=11)
+    pointer = root / LOG_DIR / L.LAST_CHECKPOINT
+    want = {v: _naive_replay_upto(root / LOG_DIR, v) for v in (25, 30, 37)}
+
+    def check():
+        assert L.latest_version(root) == 37 == log_versions(root)[-1]
+        _same(load_snapshot(root), want[37])
+        _same(load_snapshot(root, 25), want[25])
+        _same(load_snapshot(root, 30), want[30])
+
+    assert L.last_checkpoint(root) == 30
+    check()
+    for text in ("garbage", '{"version": 90}', '{"version": 5}'):
+        pointer.write_text(text)
+        check()
+    pointer.write_text('{"version": 30}')
+    L.checkpoint_path(root, 30).write_text("x")  # damaged: an older one serves
+    check()
+    pointer.unlink()
+    check()
+    publish_commit(root, 38, {"runs": ["late"]})  # a commit after the open sees it
+    assert L.latest_version(root) == 38 and "late" in load_snapshot(root).runs
+
+
+def test_fsck_reports_a_gap_in_the_log(tmp_path, monkeypatch):
+    from pfflake.lake import Lake
+    from pfflake.lake import log as L
+
+    monkeypatch.setattr(L, "CHECKPOINT_INTERVAL", 10)
+    root = tmp_path / "lake"
+    _generated_log(root, 15, seed=2)
+    assert not [e for e in Lake(root).fsck().errors if "misses" in e]
+    (root / LOG_DIR / f"{12:020d}.json").unlink()
+    errors = [e for e in Lake(root).fsck().errors if "misses" in e]
+    assert errors == ["the commit log misses 1 version(s): 12 (of 1..15); readers stop "
+                      "before the first gap"]

@@ -296,6 +296,19 @@ def check_store_lengths(root: Path, snap: Snapshot, report: FsckReport, repair: 
                 report.repaired.append(f"truncated {rel} to {state.frames} frames")
 
 
+def check_versions(root: Path, report: FsckReport) -> None:
+    """The log's versions are 1..N without a gap. Writers only ever publish the next
+    version, and readers that start from a checkpoint stop at the first missing one, so a
+    deleted commit file would hide every later commit from them."""
+    versions = log_versions(root)
+    if versions and versions != list(range(1, versions[-1] + 1)):
+        have = set(versions)
+        missing = [v for v in range(1, versions[-1] + 1) if v not in have]
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        report.errors.append(f"the commit log misses {len(missing)} version(s): {shown} "
+                             f"(of 1..{versions[-1]}); readers stop before the first gap")
+
+
 def check_checkpoints(root: Path, report: FsckReport, repair: bool) -> None:
     """Every checkpoint equals a full replay of the log to its version; a damaged or
     disagreeing one is a leftover (readers skip a damaged one, never a wrong one:
@@ -337,6 +350,7 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
     find_temp_logs(root, report, repair)
     find_uncommitted_stores(root, snap, history, report, repair)
     check_store_lengths(root, snap, report, repair)
+    check_versions(root, report)
     check_checkpoints(root, report, repair)
     if sources:
         check_sources(snap, report)

@@ -47,7 +47,7 @@ from .layout import (
     lake_zarr_layout,
     safe_name,
 )
-from .log import Snapshot, log_versions
+from .log import Snapshot, latest_version
 from .maintain import (
     DEFAULT_MIN_FILES,
     DEFAULT_TARGET_BYTES,
@@ -122,8 +122,7 @@ class Lake:
     @property
     def version(self) -> int:
         self._require()
-        versions = log_versions(self.root)
-        return versions[-1] if versions else 0
+        return latest_version(self.root)
 
     def at(self, version: int | None = None, *,
            time: datetime | str | int | None = None) -> LakeView:
