@@ -30,6 +30,7 @@ from pfflake.lake import Lake, LakeError
 from pfflake.lake.follow import follow
 from pfflake.lake.ingest import IngestOptions
 from pfflake.lake.log import read_commit
+from pfflake.store.layout import ArrayLayout
 from tests.conftest import EXAMPLE_RUN
 from tests.naive import naive_read
 from tests.reliability._lakes import assert_same_lake, naive_truth
@@ -206,6 +207,9 @@ def assert_equals_one_shot(followed: Lake, run: Path, tmp: Path) -> Lake:
     truth = naive_truth(run)  # independent: counts and pixels of the played files
     got = {(s.data_product, s.module): s.frames for s in followed.snapshot().streams.values()}
     assert got == truth.frames
+    for st in followed.snapshot().streams.values():  # grown during the follow, exact after
+        assert ArrayLayout(followed.root / st.store / "images").n_frames == st.frames
+    assert followed.fsck().clean
     for (dp, m), images in truth.images.items():
         picks = sorted({0, len(images) // 2, len(images) // 2 - 1, len(images) - 1})
         rows = followed.sql(

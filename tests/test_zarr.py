@@ -340,6 +340,34 @@ def test_frame_writer_streams_batches(tmp_path, truth):
     assert_store_equals_truth(pypff_zarr.PanosetiZarrStore(path).to_dataset(), t)
 
 
+def test_frame_writer_end_inside_a_grown_store(tmp_path, truth):
+    """A store grown ahead of its data (a follow's) is written up to ``end``, mid-chunk
+    and mid-shard; the next writer rewrites that unit whole and the frames read back as
+    the source, those beyond read as the fill value."""
+    t = truth["example-data"]["dp_img16.bpp_2.module_1"]
+    seq = PanosetiRun(EXAMPLE_RUN).get_product("dp_img16.bpp_2.module_1")
+    path = create_store(tmp_path / "s.zarr", seq, 1000, time_chunk=16, ts_chunk=128,
+                        image_shard=64)
+    unit = write_unit(path)
+    cols = t.columns
+    done = 0
+    for stop in (37, 150, 290, len(t.images)):  # ends inside chunks and shards
+        start = (done // unit) * unit  # as an ingest: from the unit holding the next frame
+        with FrameWriter(path, start, workers=2, end=stop) as w:
+            w.append(t.images[start:stop], {k: v[start:stop] for k, v in cols.items()})
+        done = stop
+        g = zarr.open_group(str(path), mode="r")
+        np.testing.assert_array_equal(g["images"][:stop], t.images[:stop])
+        np.testing.assert_array_equal(g["unix_t_ns"][:stop], t.unix_t_ns[:stop])
+        assert not g["images"][stop:].any() and g["images"].shape[0] == 1000
+    w = FrameWriter(path, 0, end=10)
+    with pytest.raises(ZarrLayoutError, match="beyond the end"):
+        w.append(t.images[:11], {k: v[:11] for k, v in cols.items()})
+    w.close()
+    with pytest.raises(ZarrLayoutError, match="outside"):
+        FrameWriter(path, 0, end=1001)
+
+
 def test_image_only_shards(tmp_path, truth):
     """image_shard shards the images alone; header arrays keep long unsharded chunks."""
     t = truth["example-data"]["dp_img16.bpp_2.module_1"]

@@ -28,8 +28,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from ..errors import LakeError
 from ..file import PFFWarning
+from ..models import FrameConfig
 from ..paths import HK_FILE_NAME
 from .ingest import IngestOptions, IngestResult, check_run_dir, ingest
 from .layout import is_lake
@@ -81,7 +84,9 @@ def follow(
 
     ``options``: as for :func:`ingest` (default: one worker; a follow commits a few
     seconds of data at a time, which one process keeps up with). No progress bar; new
-    stores get the ``growing`` layout (:func:`~pfflake.lake.layout.lake_zarr_layout`).
+    stores get the ``growing`` layout (:func:`~pfflake.lake.layout.lake_zarr_layout`)
+    and are grown ahead of their data (:func:`~pfflake.lake.layout.grown_length`); the
+    final commit gives them their exact length.
     ``stop``: set it (from another thread, or a signal handler) to end the follow after
     a final commit. Without one, SIGINT and SIGTERM do that while the follow runs in the
     main thread (the previous handlers are restored after; a second signal interrupts
@@ -99,6 +104,7 @@ def follow(
             raise LakeError(f"{d}: run directory not found")
         if is_lake(d):
             raise LakeError(f"{d}: is a pfflake lake, not a run directory")
+    _warm_up()
     result = FollowResult()
     t0 = time.monotonic()
     own = stop is None
@@ -107,13 +113,17 @@ def follow(
         seen = None
         next_tick = time.monotonic()
         while True:
+            t_scan = time.perf_counter()
             finished = all(recording_finished(d) for d in dirs)  # before reading the data
             stopping = stop.is_set()
             state = _dir_state(dirs)
             changed = state != seen or finished or stopping
             if changed and (finished or all(_has_data(d) for d in dirs)):
+                scan = time.perf_counter() - t_scan
+                last = finished or stopping  # stores get their exact length back
                 with _quiet_tails(not finished):
-                    r = ingest(lake, dirs, options)
+                    r = ingest(lake, dirs, replace(options, growing=False) if last else options)
+                r.phases.add("scan", scan)
                 result.ticks += 1
                 seen = state
                 if r.version is not None:
@@ -131,6 +141,16 @@ def follow(
     result.seconds = time.monotonic() - t0
     _after_follow(lake, result)
     return result
+
+
+def _warm_up() -> None:
+    """Load now, before the first tick, what an ingest loads on first use: the first
+    ``pa.array`` probes for pandas (importing it when installed), a new store's
+    ``FrameConfig`` loads the pydantic models. In a fresh process they cost the first
+    commit 2.2 s on the benchmark machine (``PYTHONDONTWRITEBYTECODE``; less with
+    cached bytecode); a follow usually starts before its first frames, so here it is free."""
+    pa.array([0])
+    assert FrameConfig.model_fields
 
 
 def _has_data(run_dir: Path) -> bool:

@@ -34,33 +34,41 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..console import progress_bar
-from ..errors import CommitConflict, LakeError
+from ..errors import CommitConflict, LakeError, ZarrLayoutError
 from ..faults import fault as _fault
 from ..file import PFFWarning
 from ..identity import checked_identity, run_threshold
-from ..paths import HK_FILE_NAME
 from ..run import PanosetiRun
-from ..store.layout import write_unit
+from ..store.layout import IMAGES, ArrayLayout, fsync_paths, write_unit
 from ..store.resize import create_store_in_place, resize_store
 from . import maintain
 from .cluster import run_units
-from .layout import create_lake, is_lake, lake_zarr_layout, new_staging, safe_name, store_path
+from .layout import (
+    create_lake,
+    grown_length,
+    is_lake,
+    lake_zarr_layout,
+    new_staging,
+    safe_name,
+    store_path,
+)
 from .log import AddFile, Commit, FileState, Snapshot, StreamState, publish_commit
 from .sources import (
+    check_run_dir,
     file_row,
     file_states,
     new_hk_rows,
-    recording_finished,
+    newly_complete,
     redacted_configs,
     run_row,
+    write_small_table,
 )
 from .tables import FILES_SCHEMA, RUNS_SCHEMA
-from .units import UnitResult, UnitTask, fingerprint, fsync_file, run_unit
+from .units import Phases, UnitResult, UnitTask, fingerprint, run_unit
 
 if TYPE_CHECKING:  # the optional [distributed] extra: never imported on the local path
     import distributed
@@ -135,6 +143,13 @@ class IngestResult:
     files_added: int = 0
     runs_checked: int = 0
     unchanged_version: int | None = None  # the lake's version when nothing was committed
+    #: seconds per phase (``plan``, ``stores``, the units' ``read``/``zarr``/``parquet``/...,
+    #: ``tables``, ``publish_files``, ``publish_commit``, ``cleanup``; ``fsync`` of them
+    #: in fsyncs, ``fsyncs`` a count) of the attempt that committed; the units' phases
+    #: are summed, so with several workers they add up to more than the wall time
+    phases: Phases = field(default_factory=Phases)
+    started_at: float | None = None  # time.time() when the ingest started
+    published_at: float | None = None  # time.time() once the commit was published
 
     @property
     def mb_per_s(self) -> float:
@@ -190,6 +205,7 @@ def ingest(lake: Lake, run_dirs: Iterable[str | os.PathLike[str]],
     :meth:`pfflake.lake.Lake.ingest`, which documents the behaviour)."""
     options = options or IngestOptions()
     t0 = time.perf_counter()
+    started_at = time.time()
     dirs = [Path(p) for p in run_dirs]
     for run_dir in dirs:  # before anything is created
         check_run_dir(run_dir)
@@ -201,6 +217,7 @@ def ingest(lake: Lake, run_dirs: Iterable[str | os.PathLike[str]],
     except OSError as e:  # disk full, permissions, ... : one clear error
         raise _io_error(lake, e) from None
     result.seconds = time.perf_counter() - t0
+    result.started_at = started_at
     return result
 
 
@@ -220,18 +237,6 @@ def retry_conflicts(root: Path, attempt: Callable[[], T], retries: int, what: st
     raise AssertionError("unreachable")
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """Refuse what is no run directory: missing, a lake, or holding no PFF data file."""
-    if not run_dir.is_dir():
-        raise LakeError(f"{run_dir}: run directory not found")
-    if is_lake(run_dir):
-        raise LakeError(f"{run_dir}: is a pfflake lake, not a run directory")
-    if not any(p.name != HK_FILE_NAME for p in run_dir.glob("*.pff")):
-        raise LakeError(
-            f"{run_dir}: no PFF data files (*.pff) here; is it a run directory?"
-        )
-
-
 def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -> IngestResult:
     create_lake(lake.root)
     # Planned from lake.snapshot() (not load_snapshot): the concurrency tests replace it
@@ -239,8 +244,10 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
     snap = lake.snapshot()
     txn, staging = new_staging(lake.root)
     result = IngestResult(version=None)
+    ph = result.phases
     runs = _Runs()
     try:
+        t_plan = time.perf_counter()
         removal = None
         if options.replace:  # plan against the lake without the runs; commit both at once
             snap, removal = maintain.replacing(lake.root, snap, run_dirs, staging, txn)
@@ -254,11 +261,17 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
             runs.run_ids[name] = checked_identity(run, run_dir, snap)
             runs.thresholds[name] = run_threshold(name, options.threshold, snap)
             plans += plan_run(lake.root, run, snap)
-        tasks = _make_tasks(lake, plans, staging, runs.thresholds, options)
+        ph.add("plan", time.perf_counter() - t_plan)
+        with ph.timed("stores"):
+            tasks = _make_tasks(lake, plans, staging, runs.thresholds, options)
         _fault("planned")
-        unit_results = _execute(tasks, options)
+        with ph.timed("units"):
+            unit_results = _execute(tasks, options)
+        for r in unit_results:
+            ph.merge(r.phases)
         _fault("units_written")
-        commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn)
+        with ph.timed("tables"):
+            commit = _build_commit(lake.root, snap, runs, plans, unit_results, staging, txn)
         _fault("staged")
         if removal is not None:
             commit = maintain.with_removal(commit, removal)
@@ -266,9 +279,12 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
         if not commit.add and not commit.streams:
             result.unchanged_version = snap.version
             return result
-        publish_files(lake.root, [(staging / e.path, e.path) for e in commit.add])
+        with ph.timed("publish_files"):
+            publish_files(lake.root, [(staging / e.path, e.path) for e in commit.add], ph)
         _fault("published_files")
-        publish_commit(lake.root, commit)
+        with ph.timed("publish_commit"):
+            publish_commit(lake.root, commit)
+        result.published_at = time.time()
         _fault("committed")
         result.version = commit.version
         result.runs = len({p.run for p in plans if p.stop > p.start}) or len(commit.runs)
@@ -281,8 +297,9 @@ def _ingest_once(lake: Lake, run_dirs: Sequence[Path], options: IngestOptions) -
         result.files_added = len(commit.add)
         return result
     finally:
-        runs.close()
-        shutil.rmtree(staging, ignore_errors=True)
+        with ph.timed("cleanup"):
+            runs.close()
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- plan -----------------------------------------------------------------------------------
@@ -358,14 +375,22 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
     tasks = []
     for p in plans:
         if p.stop <= p.start:
+            if not (options.growing or p.new_store):
+                _trim_grown(p)
             continue
         configs = redacted_configs(p.seq)
         if p.new_store:
             layout = (options.zarr_layout or lake.zarr_layout
                       or lake_zarr_layout(p.seq.product, growing=options.growing))
-            create_store_in_place(p.store, p.seq, p.stop, configs, staging, layout)
-        else:
+            n = grown_length(p.stop) if options.growing else p.stop
+            create_store_in_place(p.store, p.seq, n, configs, staging, layout)
+            metas = list(p.store.glob("**/zarr.json"))  # durable before a commit names it
+            fsync_paths([*metas, *{m.parent for m in metas},
+                         *(lake.root / d for d in p.store.relative_to(lake.root).parents)])
+        elif not options.growing:
             resize_store(p.store, p.stop)
+        elif ArrayLayout(p.store / IMAGES).n_frames < p.stop:
+            resize_store(p.store, grown_length(p.stop))
         unit = write_unit(p.store)
         per = max(unit, (unit_frames // unit) * unit)
         first = (p.start // unit) * unit
@@ -395,6 +420,16 @@ def _make_tasks(lake: Lake, plans: list[StreamPlan], staging: Path,
                 )
             )
     return tasks
+
+
+def _trim_grown(p: StreamPlan) -> None:
+    """A store a follow grew ahead of its data, back to its committed length."""
+    try:
+        grown = ArrayLayout(p.store / IMAGES).n_frames > p.stop
+    except (OSError, ZarrLayoutError):  # no store pfflake can read: nothing to trim
+        return
+    if grown:
+        resize_store(p.store, p.stop)
 
 
 # -- execute --------------------------------------------------------------------------------
@@ -468,7 +503,7 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
             if p.state is None or p.state.files.get(s.name) != s:
                 file_rows.append(file_row(p, s, path, version))
     run_rows, hk_tables, hk_counts, new_runs = [], [], {}, []
-    completed = _newly_complete(root, snap, runs)
+    completed = newly_complete(root, snap, [run for run, _ in runs.opened])
     for run, run_dir in runs.opened:
         name = run.run_dir.name
         if name not in snap.runs:
@@ -487,8 +522,7 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
         rel = Path("hk") / f"{safe_name(run_name)}.{txn}.parquet"
         out = staging / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")
-        fsync_file(out)
+        pq.write_table(hk.sort_by(S.UNIX_T_NS), out, compression="zstd")  # synced by publish
         _fault("table_staged")
         add.append(AddFile("hk", rel.as_posix(), hk.num_rows, out.stat().st_size))
     return Commit(
@@ -503,53 +537,25 @@ def _build_commit(root: Path, snap: Snapshot, runs: _Runs, plans: list[StreamPla
     )
 
 
-def _newly_complete(root: Path, snap: Snapshot, runs: _Runs) -> set[str]:
-    """Runs the lake holds as incomplete whose sentinel (``run_complete``,
-    ``recording_ended``) has appeared since: they get a new ``runs`` row (the view keeps
-    the latest per run), so a run followed while recording ends as complete, as a
-    one-shot ingest of the finished run records it."""
-    candidates = {
-        run.run_dir.name for run, _ in runs.opened
-        if run.run_dir.name in snap.runs and recording_finished(run.run_dir)
-    }
-    if not candidates:
-        return set()
-    paths = [str(root / e.path) for e in snap.table_files("runs")]
-    rows = pq.read_table(paths, columns=[S.RUN, "complete", "version"]).to_pylist() if paths else []
-    latest: dict[str, tuple[int, bool]] = {}
-    for r in rows:
-        if r[S.RUN] in candidates and r["version"] >= latest.get(r[S.RUN], (-1, False))[0]:
-            latest[r[S.RUN]] = (r["version"], bool(r["complete"]))
-    return {name for name in candidates if not latest.get(name, (0, False))[1]}
-
-
-def write_small_table(staging: Path, table: str, txn: str, schema: pa.Schema,
-                      rows: list[dict[str, Any]]) -> list[AddFile]:
-    """``rows`` as ``table/<txn>.parquet`` in staging (fsynced); its entry, or none."""
-    if not rows:
-        return []
-    rel = Path(table) / f"{txn}.parquet"
-    out = staging / rel
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
-    fsync_file(out)
-    _fault("table_staged")
-    return [AddFile(table, rel.as_posix(), len(rows), out.stat().st_size)]
-
-
-def publish_files(root: Path, moves: Iterable[tuple[Path, str]]) -> None:
-    """Move staged files (``(source, path relative to root)``) to their final paths and
-    fsync the directories that got them. Still invisible: no commit names them yet; a
-    crash leaves them as leftovers for ``fsck``."""
-    dirs = set()
+def publish_files(root: Path, moves: Iterable[tuple[Path, str]],
+                  phases: Phases | None = None) -> None:
+    """Move staged files (``(source, path relative to root)``) to their final paths, then
+    fsync them and the directories that got them, all at once (:func:`fsync_paths`: one
+    journal commit for all; a file already synced costs nothing). Still invisible: no
+    commit names them yet; a crash leaves them as leftovers for ``fsck``."""
+    dirs, files = set(), []
     for src, rel in moves:
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
         _fault("published_file")
         dirs.add(dst.parent)
-    for d in dirs:
-        fsync_file(d)
+        files.append(dst)
+    t = time.perf_counter()
+    n = fsync_paths([*files, *sorted(dirs)])
+    if phases is not None:
+        phases.add("fsync", time.perf_counter() - t)
+        phases.add("fsyncs", n)
 
 
 def _io_error(lake: Lake, e: OSError) -> LakeError:
@@ -574,11 +580,11 @@ __all__ = [
     "IngestOptions",
     "IngestResult",
     "StreamPlan",
-    "check_run_dir",
+    "check_run_dir",  # (pfflake.lake.sources)
     "check_unchanged",
     "ingest",
     "plan_run",
     "publish_files",
     "retry_conflicts",
-    "write_small_table",
+    "write_small_table",  # (pfflake.lake.sources)
 ]

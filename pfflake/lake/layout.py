@@ -128,7 +128,26 @@ def lake_zarr_layout(product, *, growing: bool = False) -> dict[str, int]:
     return layout
 
 
+#: A followed run's store is grown ahead of its data, to a multiple of this many frames.
+GROW_FRAMES = 65_536
+
+
+def grown_length(frames: int) -> int:
+    """The length a growing store (``IngestOptions.growing``: a follow's) is given when
+    ``frames`` no longer fit: the next multiple of :data:`GROW_FRAMES` above ``frames``.
+
+    Resizing rewrites every array's ``zarr.json`` (24 for img16), each replacing the
+    old file by a rename; under background writeback those renames stalled a follow
+    tick by up to 1 s (``benchmarks/bench_follow.py --dirty-gb``), so a follow resizes
+    once per 6.5 s of a 10^4 frames/s run instead of at every tick. The frames beyond
+    the committed count are invisible to the lake (``fsck`` lists them as uncommitted
+    frames); an ingest that is not growing, such as a follow's final tick, resizes the
+    store to its exact length again."""
+    return (frames // GROW_FRAMES + 1) * GROW_FRAMES
+
+
 __all__ = [
+    "GROW_FRAMES",
     "IMAGE_CHUNK_BYTES",
     "IMAGE_SHARD_FRAMES",
     "LAKE_CODEC",
@@ -136,6 +155,7 @@ __all__ = [
     "STAGING",
     "check_lake_target",
     "create_lake",
+    "grown_length",
     "is_lake",
     "lake_zarr_layout",
     "new_staging",

