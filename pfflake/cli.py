@@ -120,6 +120,10 @@ def ingest(
     interval: float = typer.Option(
         1.0, "--interval", min=0.01, help="--follow: seconds between commits."
     ),
+    compact_every: int = typer.Option(
+        32, "--compact-every", min=0,
+        help="--follow: merge the small files every N commits (0: only at the end).",
+    ),
 ) -> None:
     """Add runs to a lake: metadata to Parquet, pixels to Zarr v3, in one atomic commit.
 
@@ -135,7 +139,7 @@ def ingest(
     run_ingest(run_dirs, lake, replace=replace, workers=workers, lenient=lenient,
                threshold=threshold, progress=progress, scheduler=scheduler,
                time_chunk=time_chunk, image_shard=image_shard, shard_factor=shard_factor,
-               follow=follow, interval=interval)
+               follow=follow, interval=interval, compact_every=compact_every)
 
 
 @app.command()

@@ -115,7 +115,8 @@ def show_info(paths: list[Path], console: Console) -> list[str]:
 def run_ingest(run_dirs: list[Path], lake: Path, *, replace: bool, workers: int,
                lenient: bool, threshold: float | None, progress: bool | None,
                scheduler: str | None, time_chunk: int | None, image_shard: int | None,
-               shard_factor: int | None, follow: bool, interval: float) -> None:
+               shard_factor: int | None, follow: bool, interval: float,
+               compact_every: int = 32) -> None:
     """``pfflake ingest``: one commit, or with ``follow`` one every ``interval`` seconds
     until the runs' sentinel (or SIGINT/SIGTERM). Prints the summary."""
     for d in run_dirs:
@@ -136,7 +137,7 @@ def run_ingest(run_dirs: list[Path], lake: Path, *, replace: bool, workers: int,
 
         print(the_lake.follow(run_dirs, interval=interval, workers=workers or 1,
                               strict=not lenient, threshold=threshold,
-                              on_commit=show).summary())
+                              on_commit=show, compact_every=compact_every).summary())
         return
     client = None
     if scheduler:

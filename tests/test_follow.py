@@ -373,3 +373,36 @@ def test_a_stream_with_only_half_a_frame_waits_for_its_first_frame(tmp_path):
                     "WHERE data_product = 'ph256' ORDER BY frame").to_arrow_table()
     np.testing.assert_array_equal(lake.images(rows), truth.images[("ph256", 254)])
     assert lake.fsck().clean
+
+
+def test_follow_compacts_while_it_runs(played, tmp_path, monkeypatch):
+    """``compact_every``: readers of a long follow see tens of files, not one per tick.
+    Tier 1 merges the ticks' files every 3 commits, tier 2 every 2nd time; the frames a
+    reader counts only grow and the end state equals a one-shot ingest."""
+    from pfflake.lake import follow as F
+
+    monkeypatch.setattr(F, "TIER_2_EVERY", 2)
+    player = Player(EXAMPLE_RUN, played, rate=500, seed=5, pause_at=(0.02,)).start()
+    lake = Lake(tmp_path / "lake")
+    poller = Poller(lake.root)
+    files_seen: list[int] = []
+
+    def on_commit(r):
+        poller.poll()
+        files_seen.append(len(lake.snapshot().table_files("frames")))
+        if len(files_seen) == 1:  # the rest (~4 s) plays while the follow is up
+            assert player.paused[0].wait(30)
+            player.resume()
+
+    result = lake.follow([played], interval=0.1, on_commit=on_commit, compact_every=3)
+    player.join()
+    assert result.reason == "complete" and len(result.commits) >= 9, result.summary()
+    assert result.compactions >= 3 and "compaction(s) meanwhile" in result.summary()
+    ops = [read_commit(lake.root, v).operation for v in range(1, lake.version + 1)]
+    first = ops.index("compact")
+    assert "ingest" in ops[first + 1:]  # compacted while following, not only at the end
+    streams = len(lake.snapshot().streams)
+    # One file per stream per tick without compaction; with it, bounded by the tiers.
+    assert max(files_seen) < len(result.commits) * streams
+    assert_equals_one_shot(lake, played, tmp_path)
+    assert lake.fsck().clean

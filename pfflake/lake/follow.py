@@ -36,13 +36,22 @@ from ..models import FrameConfig
 from ..paths import HK_FILE_NAME
 from .ingest import IngestOptions, IngestResult, check_run_dir, ingest
 from .layout import is_lake
-from .maintain import compact
+from .maintain import DEFAULT_TARGET_BYTES, compact
 from .sources import SENTINELS, recording_finished
 
 if TYPE_CHECKING:
     from .lake import Lake
 
 logger = logging.getLogger(__name__)
+
+
+#: A follow compacts every this many commits (``follow(compact_every=)``).
+COMPACT_EVERY = 32
+#: Files a tier-1 compaction makes: about ``COMPACT_EVERY`` ticks of one stream (10^4
+#: img16 frames/s, 1 s ticks: 0.85 MB per tick file); every :data:`TIER_2_EVERY`-th
+#: compaction merges those into files of up to ``DEFAULT_TARGET_BYTES`` (128 MiB).
+TIER_1_BYTES = 32 * 2**20
+TIER_2_EVERY = 8
 
 
 @dataclass
@@ -53,6 +62,7 @@ class FollowResult:
     reason: str = ""  # "complete" (sentinels), "stopped" (stop event / signal)
     ticks: int = 0  # ingests run (ticks skipped because nothing changed are not counted)
     seconds: float = 0.0
+    compactions: int = 0  # compaction commits made while following (not the one at the end)
 
     @property
     def frames(self) -> int:
@@ -67,8 +77,9 @@ class FollowResult:
         why = {"complete": "the recording ended", "stopped": "stopped"}.get(self.reason,
                                                                           self.reason)
         at = f"; lake at version {self.version}" if self.commits else ""
+        merged = f", {self.compactions} compaction(s) meanwhile" if self.compactions else ""
         return (f"followed for {self.seconds:.1f} s ({why}): {len(self.commits)} commit(s), "
-                f"{self.frames:,} frames{at}")
+                f"{self.frames:,} frames{merged}{at}")
 
 
 def follow(
@@ -79,6 +90,7 @@ def follow(
     interval: float = 1.0,
     stop: threading.Event | None = None,
     on_commit: Callable[[IngestResult], None] | None = None,
+    compact_every: int = COMPACT_EVERY,
 ) -> FollowResult:
     """Ingest ``run_dirs`` every ``interval`` seconds until their recordings end.
 
@@ -92,6 +104,10 @@ def follow(
     main thread (the previous handlers are restored after; a second signal interrupts
     the final commit, which leaves the lake at its last whole commit). ``on_commit`` is
     called with each commit's :class:`IngestResult`.
+
+    ``compact_every``: while following, every that many commits the small files they
+    left are merged (tiered: see :func:`compact_while_following`), so readers of a
+    long night query tens of files, not one per tick; 0 only compacts at the end.
 
     A run directory must exist; until it holds a PFF data file the follow waits.
     """
@@ -130,6 +146,9 @@ def follow(
                     result.commits.append(r)
                     if on_commit is not None:
                         on_commit(r)
+                    if compact_every and not last and len(result.commits) % compact_every == 0:
+                        result.compactions += compact_while_following(
+                            lake, len(result.commits) // compact_every, compact_every)
             if finished or stopping:
                 result.reason = "complete" if finished else "stopped"
                 break
@@ -141,6 +160,29 @@ def follow(
     result.seconds = time.monotonic() - t0
     _after_follow(lake, result)
     return result
+
+
+def compact_while_following(lake: Lake, n: int, every: int = COMPACT_EVERY) -> int:
+    """The ``n``-th compaction of a follow that compacts ``every`` commits; returns the
+    compaction commits it made (0, 1 or 2).
+
+    Tier 1 merges runs of consecutive files under :data:`TIER_1_BYTES` (the ticks since
+    the last compaction, ~27 MB at 10^4 img16 frames/s); every :data:`TIER_2_EVERY`-th
+    time, tier 2 merges those into files of up to 128 MiB. A tick's file is so rewritten
+    about twice, and a compaction rewrites at most 128 MiB, so no tick waits long for
+    one. It is one commit of its own, like any ``compact``: failing (a conflict with
+    another writer, a full disk) leaves the follow's commits as they are and is
+    reported as a warning; the next compaction or the one at the end retries."""
+    made = 0
+    tiers = [(TIER_1_BYTES, max(2, every // 2))]
+    if n % TIER_2_EVERY == 0:
+        tiers.append((DEFAULT_TARGET_BYTES, 2))
+    for target, min_files in tiers:
+        try:
+            made += compact(lake, target_bytes=target, min_files=min_files) is not None
+        except Exception as e:  # the follow's own commits stand
+            logger.warning("compaction while following failed: %s", e)
+    return made
 
 
 def _warm_up() -> None:
@@ -240,4 +282,4 @@ def _after_follow(lake: Lake, result: FollowResult) -> None:
         logger.warning("compaction after the follow failed: %s", e)
 
 
-__all__ = ["FollowResult", "follow"]
+__all__ = ["COMPACT_EVERY", "FollowResult", "compact_while_following", "follow"]

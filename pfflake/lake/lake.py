@@ -32,7 +32,7 @@ from .caltables import (
     lookup,
 )
 from .dl1 import Dl1Recipe, Dl1Result, compute_dl1
-from .follow import FollowResult, follow
+from .follow import COMPACT_EVERY, FollowResult, follow
 from .fsck import fsck as check_lake
 from .ingest import CRASH_POINTS, UNIT_FRAMES, IngestOptions, IngestResult, ingest
 from .layout import (
@@ -384,6 +384,7 @@ class Lake:
         threshold: float | None = None,
         stop: threading.Event | None = None,
         on_commit: Callable[[IngestResult], None] | None = None,
+        compact_every: int = COMPACT_EVERY,
     ) -> FollowResult:
         """Ingest runs while they are being recorded: a commit every ``interval`` seconds
         with the whole frames that arrived, until every run's end sentinel appears (a
@@ -391,11 +392,12 @@ class Lake:
 
         Without ``stop``, SIGINT/SIGTERM end the follow that way (main thread only; the
         handlers are restored after). Each commit is an :meth:`ingest`, with its
-        guarantees; ``on_commit`` gets each one's result. See :mod:`pfflake.lake.follow`.
+        guarantees; ``on_commit`` gets each one's result. Every ``compact_every`` commits
+        the small files are merged (0: only at the end). See :mod:`pfflake.lake.follow`.
         """
         return follow(self, run_dirs, IngestOptions(
             workers=workers, strict=strict, threshold=threshold, progress=False, growing=True,
-        ), interval=interval, stop=stop, on_commit=on_commit)
+        ), interval=interval, stop=stop, on_commit=on_commit, compact_every=compact_every)
 
     # -- checking ---------------------------------------------------------------
 
