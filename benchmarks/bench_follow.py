@@ -85,7 +85,8 @@ FOLLOW_CODE = textwrap.dedent("""
         syncs.clear()
 
     warnings.simplefilter("ignore")
-    res = Lake(lake_path).follow([run], interval=interval, workers=1, on_commit=on_commit)
+    res = Lake(lake_path).follow([run], interval=interval, workers=1, on_commit=on_commit,
+                                 compact_every=int(sys.argv[6]))
     print(res.summary())
 """)
 
@@ -300,6 +301,8 @@ def main() -> None:
                          "made durable), to measure what durability costs the lag")
     ap.add_argument("--strace", type=Path, default=None,
                     help="run the follow under strace -T (file/fsync syscalls) into this file")
+    ap.add_argument("--compact-every", type=int, default=32,
+                    help="follow --compact-every (0: compact only at the end, A/B)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/pfflake-bench-follow"))
     args = ap.parse_args()
 
@@ -327,9 +330,11 @@ def main() -> None:
     print(f"{n:,} img16 frames at {args.rate:,.0f}/s ({args.seconds:g} s), files of "
           f"{args.frames_per_file:,} frames, follow --interval {args.interval:g} --workers 1"
           + (f", {args.dirty_gb:g} GB written {args.dirty_when}" if args.dirty_gb else "")
-          + (", Zarr files NOT fsynced (A/B)" if args.no_zarr_sync else ""))
+          + (", Zarr files NOT fsynced (A/B)" if args.no_zarr_sync else "")
+          + f", --compact-every {args.compact_every}")
     cmd = [sys.executable, "-c", FOLLOW_CODE, str(lake), str(run), str(args.interval),
-           str(ticks_log), "no-zarr-sync" if args.no_zarr_sync else "-"]
+           str(ticks_log), "no-zarr-sync" if args.no_zarr_sync else "-",
+           str(args.compact_every)]
     if args.strace:  # a diagnosis: which system call stalls (adds its own overhead)
         cmd = ["strace", "-f", "-T", "-tt", "-o", str(args.strace), "-e",
                "trace=%file,%desc,fsync,fdatasync,sync_file_range,syncfs", *cmd]
