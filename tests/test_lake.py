@@ -250,6 +250,36 @@ def test_fsck_finds_stray_and_missing_files(sim, tmp_path):
     assert json.loads(log[-1].read_text())["version"] == 1
 
 
+def test_fsck_removes_temporary_zarr_files_of_an_interrupted_write(sim, tmp_path):
+    """A killed ingest leaves ``.zarr.json.<uuid>`` and ``.<chunk>.<hex>.partial`` in a
+    store (zarr then warns when it lists the group): leftovers, removed by repair."""
+    import uuid
+
+    import zarr
+
+    target = tmp_path / "lake"
+    lake = Lake(target)
+    lake.ingest([sim.path], workers=1)
+    store = target / next(s.store for s in lake.snapshot().streams.values())
+    arr = next(p.parent for p in sorted(store.rglob("zarr.json")) if p.parent != store)
+    junk = [store / f".zarr.json.{uuid.uuid4().hex}",
+            arr / f".c.0.{uuid.uuid4().hex}.partial"]
+    for p in junk:
+        p.write_bytes(b"{")
+    keep = arr / ".not-ours"  # not a name our writers use: left alone
+    keep.write_bytes(b"x")
+    report = lake.fsck()
+    found = [x for x in report.leftovers if "temporary Zarr file" in x]
+    assert report.ok and not report.clean and len(found) == 2, report.leftovers
+    assert all(p.exists() for p in junk)  # reporting removes nothing
+    lake.fsck(repair=True)
+    assert not any(p.exists() for p in junk) and keep.exists()
+    assert lake.fsck().clean
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # zarr no longer sees unknown objects
+        assert list(zarr.open_group(store, mode="r").array_keys())
+
+
 # -- the real samples as a scientist meets them (issue 11) --------------------------------
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -246,6 +247,44 @@ def find_temp_logs(root: Path, report: FsckReport, repair: bool) -> None:
             report.repaired.append(f"removed {tmp.name}")
 
 
+#: What an interrupted atomic Zarr write leaves in a store: ``.zarr.json.<uuid hex>``
+#: (``store.layout.write_json``) and ``.<name>.<hex>.partial`` (chunk and shard files).
+_STORE_TEMP = re.compile(
+    r"^\.(zarr\.json\.[0-9a-f]{32}|.+\.[0-9a-f]{8}(?:[0-9a-f]{24})?\.partial)$")
+
+
+def _live_ingest(root: Path) -> bool:
+    """An ingest (or maintenance run) of this lake is running on this host."""
+    staging = root / STAGING
+    for txn in staging.iterdir() if staging.is_dir() else ():
+        with contextlib.suppress(OSError, ValueError):
+            owner = json.loads((txn / "owner.json").read_text())
+            if owner.get("host") == socket.gethostname() and pid_alive(owner.get("pid", -1)):
+                return True
+    return False
+
+
+def find_store_temp_files(root: Path, snap: Snapshot, report: FsckReport,
+                          repair: bool) -> None:
+    """Temporary files of interrupted Zarr writes in committed stores (a killed ingest
+    leaves them; zarr warns about them when it lists a group). Never part of the data;
+    ``repair`` deletes them unless an ingest of this lake is running (it may own them)."""
+    live = None
+    for store in sorted({s.store for s in snap.streams.values() if s.store}):
+        for d, _dirs, files in os.walk(root / store):
+            for name in sorted(f for f in files if _STORE_TEMP.match(f)):
+                rel = (Path(d) / name).relative_to(root)
+                report.leftovers.append(f"temporary Zarr file {rel} of an interrupted write")
+                if not repair:
+                    continue
+                live = _live_ingest(root) if live is None else live
+                if live:
+                    report.leftovers[-1] += " (not removed: an ingest is running)"
+                    continue
+                (Path(d) / name).unlink(missing_ok=True)
+                report.repaired.append(f"removed {rel}")
+
+
 def find_uncommitted_stores(root: Path, snap: Snapshot, history: LogHistory,
                             report: FsckReport, repair: bool) -> None:
     """Zarr stores no stream of the snapshot uses: a removed stream's store is
@@ -350,6 +389,7 @@ def fsck(lake: Lake, repair: bool = False, sources: bool = False) -> FsckReport:
     find_temp_logs(root, report, repair)
     find_uncommitted_stores(root, snap, history, report, repair)
     check_store_lengths(root, snap, report, repair)
+    find_store_temp_files(root, snap, report, repair)
     check_versions(root, report)
     check_checkpoints(root, report, repair)
     if sources:
