@@ -226,10 +226,7 @@ def find_dead_staging(root: Path, report: FsckReport, repair: bool) -> None:
     if not staging.is_dir():
         return
     for txn in sorted(staging.iterdir()):
-        owner = {}
-        with contextlib.suppress(OSError, ValueError):
-            owner = json.loads((txn / "owner.json").read_text())
-        if owner.get("host") == socket.gethostname() and pid_alive(owner.get("pid", -1)):
+        if _owner_alive(txn):
             continue
         report.leftovers.append(f"staging area {txn.name} of a stopped ingest")
         if repair:
@@ -253,15 +250,18 @@ _STORE_TEMP = re.compile(
     r"^\.(zarr\.json\.[0-9a-f]{32}|.+\.[0-9a-f]{8}(?:[0-9a-f]{24})?\.partial)$")
 
 
+def _owner_alive(txn: Path) -> bool:
+    """The ingest (or maintenance run) that owns staging area ``txn`` runs on this host."""
+    owner = {}
+    with contextlib.suppress(OSError, ValueError):
+        owner = json.loads((txn / "owner.json").read_text())
+    return owner.get("host") == socket.gethostname() and pid_alive(owner.get("pid", -1))
+
+
 def _live_ingest(root: Path) -> bool:
     """An ingest (or maintenance run) of this lake is running on this host."""
     staging = root / STAGING
-    for txn in staging.iterdir() if staging.is_dir() else ():
-        with contextlib.suppress(OSError, ValueError):
-            owner = json.loads((txn / "owner.json").read_text())
-            if owner.get("host") == socket.gethostname() and pid_alive(owner.get("pid", -1)):
-                return True
-    return False
+    return any(_owner_alive(txn) for txn in (staging.iterdir() if staging.is_dir() else ()))
 
 
 def find_store_temp_files(root: Path, snap: Snapshot, report: FsckReport,

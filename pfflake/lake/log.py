@@ -38,6 +38,7 @@ from typing import Any
 
 from ..errors import CommitConflict, LakeError
 from ..faults import fault
+from ..store.layout import fsync_path
 from .records import AddFile, Commit, FileState, Snapshot, StreamState
 
 logger = logging.getLogger(__name__)
@@ -109,11 +110,7 @@ def _write_atomic(final: Path, data: bytes, point: str) -> None:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(final.parent)
 
 
 def write_checkpoint(root: Path, snap: Snapshot) -> Path:
@@ -329,11 +326,7 @@ def publish_commit(
     finally:
         tmp.unlink(missing_ok=True)
     fault("commit_linked")
-    fd = os.open(log, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(log)
     _checkpoint_after(root, version)
     return final
 

@@ -30,6 +30,7 @@ from ..arrow import frame_batches
 from ..faults import fault as _fault
 from ..file import PFFWarning
 from ..sequence import PFFSequence
+from ..store.layout import fsync_path
 from ..store.write import FrameWriter
 
 ROW_GROUP_ROWS = 131_072
@@ -232,11 +233,7 @@ def fsync_file(path: Path, phases: Phases | None = None) -> None:
     """fsync a file or directory by path (``phases``: its time and count added to
     ``fsync`` / ``fsyncs``)."""
     t = time.perf_counter()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path)
     if phases is not None:
         phases.add("fsync", time.perf_counter() - t)
         phases.add("fsyncs", 1)
