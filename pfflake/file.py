@@ -218,8 +218,10 @@ class PFFFile(FileIndexer):
         The view is read-only and keeps the file's map alive; copy it to keep
         it past the file's life cheaply.
         """
-        buf = self.buffer
-        if self.contiguous:
+        buf = self._view
+        if buf is None:
+            buf = self.buffer  # maps the file again after close()
+        if self._keep is None and self.layout is not None:  # contiguous
             fs = self.frame_size
             base = start * fs
             if count and self._delimiters_differ(buf, base, count):

@@ -159,7 +159,13 @@ def _daq_name(m: re.Match, path: Path) -> PFFName:
         )
     text = m["start"]
     try:
-        start = parse_time(text)
+        if text[13] == text[16] == ":":  # already ISO 8601: one parse
+            try:
+                start = datetime.fromisoformat(text + "+00:00")
+            except ValueError:
+                start = parse_time(text)  # raises, with parse_time's own message
+        else:
+            start = parse_time(text)
     except ValueError as e:
         raise FileNameError(f"bad start time {text!r}: {e}", path=path) from None
     return PFFName(start, text, product.name, bpp, int(m["module"]), int(m["seqno"]), {})
