@@ -21,8 +21,10 @@ so :meth:`PFFFile.close` never invalidates them (pypff can crash here).
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -58,6 +60,17 @@ from .timestamps import TimeOverflowError, frame_times
 
 #: Files larger than this release mapped pages behind a sequential pass (bounded RSS).
 RELEASE_PAGES_ABOVE = 64 * 1024 * 1024
+
+
+def _open_fd(path: Path) -> tuple[int, int]:
+    """``(descriptor, size)`` of ``path`` opened read-only with ``os.open`` (no Python
+    file object per open); a directory raises ``IsADirectoryError`` as ``open()`` does."""
+    fd = os.open(path, os.O_RDONLY)
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    return fd, st.st_size
 
 
 class PFFFile(FileIndexer):
@@ -104,17 +117,20 @@ class PFFFile(FileIndexer):
         self._view: np.ndarray | None = None
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
+        self._delimiters: tuple[int, bytes, bytes] | None = None  # see _delimiters_differ
         self.n_frames = 0
         # One open of the file serves the whole index: its size, the map, the first
         # header (parsed once, for the header kind and the layout) and the sampled rows.
-        with open(self.path, "rb") as fh:
-            self.size = os.fstat(fh.fileno()).st_size
+        fd, self.size = _open_fd(self.path)
+        try:
             if self.size:
-                self._map_from(fh)
+                self._map_from(fd)
                 first = self._first_header()
                 if first is not None:
                     self.product = with_header_kind(product, header_kind(first[1]))
-                self._index(fh.fileno(), first, full=(verify == "full" or not strict))
+                self._index(fd, first, full=(verify == "full" or not strict))
+        finally:
+            os.close(fd)
 
     # -- mapping ---------------------------------------------------------------
 
@@ -131,12 +147,15 @@ class PFFFile(FileIndexer):
             if self._closed:
                 # Reopen lazily, like pypff's LRU: closing releases resources, not the object.
                 self._closed = False
-            with open(self.path, "rb") as f:
-                self._map_from(f)
+            fd, _ = _open_fd(self.path)
+            try:
+                self._map_from(fd)
+            finally:
+                os.close(fd)
         return self._view
 
-    def _map_from(self, f) -> None:
-        self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    def _map_from(self, fd: int) -> None:
+        self._mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         self._view = np.frombuffer(self._mm, dtype=np.uint8)
         if len(self._view) < self.size:
             self._view = self._mm = None
@@ -145,11 +164,12 @@ class PFFFile(FileIndexer):
     def close(self) -> None:
         """Drop the memory map. Arrays still viewing it keep it alive until they go."""
         self._view = None
-        if self._mm is not None:
-            # Live views hold exports: then the map is unmapped when they are freed.
-            with contextlib.suppress(BufferError):
-                self._mm.close()
-            self._mm = None
+        mm, self._mm = self._mm, None
+        if mm is not None:
+            try:  # not contextlib.suppress: no context object on every close
+                mm.close()
+            except BufferError:  # live views hold exports: unmapped when they are freed
+                mm = None
         self._closed = True
 
     def release_pages(self, start: int, stop: int) -> None:
@@ -198,19 +218,37 @@ class PFFFile(FileIndexer):
         The view is read-only and keeps the file's map alive; copy it to keep
         it past the file's life cheaply.
         """
-        shape = (count, *self.product.image_shape)
-        dtype = self.product.dtype
-        buf = self.buffer
-        if self.contiguous:
+        buf = self._view
+        if buf is None:
+            buf = self.buffer  # maps the file again after close()
+        if self._keep is None and self.layout is not None:  # contiguous
             fs = self.frame_size
-            h = self.layout.header_size
             base = start * fs
-            if count and check_delimiters(buf, base, count, fs, self.layout).any():
+            if count and self._delimiters_differ(buf, base, count):
                 self._raise_structure(start, count)
+            rows, cols = self.product.image_shape
+            dtype = self.product.dtype
             item = dtype.itemsize
-            strides = (fs, shape[2] * item, item)
-            return np.ndarray(shape, dtype, buf, base + h + 1, strides)
+            return np.ndarray(
+                (count, rows, cols), dtype, buf, base + self.layout.header_size + 1,
+                (fs, cols * item, item),
+            )
         return self.gather_images(np.arange(start, start + count, dtype=np.int64))
+
+    def _delimiters_differ(self, buf: np.ndarray, base: int, count: int) -> bool:
+        """``check_delimiters(...).any()`` for ``count`` frames from byte ``base``, on
+        the per-batch path: the same bytes (each frame's ``{`` and the four ending its
+        header, ``}\\n\\n*`` as in the template) gathered by two strided copies and
+        compared as bytes with what the layout puts there."""
+        want = self._delimiters
+        if want is None or want[0] != count:  # per open and batch size, from the layout
+            tail = self.layout.template[-3:] + b"*"
+            want = self._delimiters = (count, b"{" * count, tail * count)
+        fs = self.frame_size
+        if np.ndarray((count,), np.uint8, buf, base, (fs,)).tobytes() != want[1]:
+            return True
+        tails = np.ndarray((count,), "<u4", buf, base + self.layout.header_size - 3, (fs,))
+        return tails.tobytes() != want[2]
 
     def image(self, local: int) -> np.ndarray:
         """Pixels of one local frame: a read-only zero-copy view (keeps the map alive).

@@ -16,7 +16,6 @@ and skipped; a cut-short last frame is dropped with a :class:`~pfflake.errors.PF
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import mmap
@@ -86,20 +85,34 @@ def sample_frames(n: int) -> list[int]:
 
 
 def sampled_rows_differ(
-    fd: int, frames: list[int], frame_size: int, layout: HeaderLayout
-) -> np.ndarray:
-    """Bool per given frame: a header byte outside the value spans, or the ``*``, is not
-    the template's (the mask of :attr:`~pfflake.header.HeaderLayout.row_check`); rows
-    read with ``os.pread``."""
-    stride, mask, expect = layout.row_check
+    fd: int, frames: list[int], frame_size: int, layout: HeaderLayout, mapped=None
+) -> list[bool]:
+    """Per given frame: does a header byte outside the value spans, or the ``*`` marker,
+    differ from the template's (the bytes :attr:`~pfflake.header.HeaderLayout.row_check`
+    compares)?
+
+    Rows are read with ``os.pread`` (frame 0's from ``mapped``, the file's map, when
+    given: the open has read that page already) and compared as little-endian integers
+    under the template's byte mask: a handful of int operations per row, no numpy
+    temporaries, on the path of every open. A short read (the file shrank) compares as
+    if zero-padded, so it differs.
+    """
     row = layout.header_size + 1
-    rows = bytearray(len(frames) * stride)
-    for i, k in enumerate(frames):
-        got = os.pread(fd, row, k * frame_size)
-        rows[i * stride : i * stride + len(got)] = got
-    words = np.frombuffer(rows, dtype="<u8").reshape(len(frames), stride // 8)
-    # 32 rows: the direct compare is fewer numpy calls than rows_differ's two reductions
-    return ((words & mask) != expect).any(axis=1)
+    fixed = bytearray(b"\xff" * row)
+    for start, end in layout.spans.values():
+        fixed[start:end] = bytes(end - start)
+    mask = int.from_bytes(fixed, "little")
+    expect = int.from_bytes(layout.template + b"*", "little") & mask
+    number = int.from_bytes
+    return [
+        number(
+            mapped[0:row] if k == 0 and mapped is not None else os.pread(fd, row, k * frame_size),
+            "little",
+        )
+        & mask
+        != expect
+        for k in frames
+    ]
 
 
 def with_header_kind(product: DataProduct, kind: HeaderKind | None) -> DataProduct:
@@ -118,8 +131,10 @@ class FileIndexer:
     def _index(self, fd: int, first: tuple[bytes, dict] | None, full: bool) -> None:
         layout = None
         if first is not None:
-            with contextlib.suppress(ValueError):
+            try:  # not contextlib.suppress: a context object per open costs too
                 layout = detect_layout(first[0], self.product, first[1])
+            except ValueError:
+                layout = None
         if layout is None:
             # Frame 0 may be the damaged one: learn the layout from the next frame.
             nxt = self._resync(1)
@@ -140,9 +155,13 @@ class FileIndexer:
 
     def _first_header(self) -> tuple[bytes, dict] | None:
         """Frame 0's header text and its parse, or ``None`` if it does not parse."""
-        raw = self._header_at(0)
-        if raw is None:
+        mm = self._mm  # mapped by the open (every step of it costs on real files)
+        if mm[0] != 0x7B:  # '{'
             return None
+        end = mm.find(b"\n\n", 0, min(self.size, _MAX_HEADER))
+        if end < 0:
+            return None
+        raw = mm[0 : end + 2]
         try:
             return raw, parse_header(raw)
         except ValueError:
@@ -167,7 +186,7 @@ class FileIndexer:
         n = self.size // fs
         if n == 0:
             return False
-        buf = self.buffer
+        buf = self._view  # mapped by the open
         if full:
             bad = np.zeros(n, dtype=bool)
             for lo in range(0, n, WINDOW_FRAMES):
@@ -180,9 +199,9 @@ class FileIndexer:
             sample = sample_frames(n)
             # The sampled rows are read with pread, not through the map: a fault maps a
             # whole page-cache folio (and unmapping it costs again), for ~500 bytes.
-            bad_sample = sampled_rows_differ(fd, sample, fs, layout)
+            bad_sample = sampled_rows_differ(fd, sample, fs, layout, self._mm)
             bad = None
-            if bad_sample.any():
+            if any(bad_sample):
                 bad = np.zeros(n, dtype=bool)
                 bad[sample] = bad_sample
         if bad is not None and bad.any():

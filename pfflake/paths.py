@@ -22,6 +22,12 @@ _RUN_RE = re.compile(
     rf"^obs_(?P<obs>.+?)\.start_(?P<start>{_TIME})Z\.runtype_(?P<runtype>[^.]+)\.pffd$"
 )
 _TOKEN_RE = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9]*)_(?P<value>.+)$")
+# The name as the DAQ writes it, in one match (every open parses its names); any other
+# name takes the general token walk, which gives the same answer for this form.
+_DAQ_RE = re.compile(
+    rf"^start_(?P<start>{_TIME})Z\.dp_(?P<dp>[A-Za-z0-9]+)\.bpp_(?P<bpp>[0-9]+)"
+    r"\.module_(?P<module>[0-9]+)\.seqno_(?P<seqno>[0-9]+)\.pff$"
+)
 
 HK_FILE_NAME = "hk.pff"
 
@@ -93,6 +99,9 @@ def parse_pff_name(name: str | Path) -> PFFName:
     module/seqno/bpp is an error, not a guess.
     """
     path = name if isinstance(name, Path) else Path(name)  # every open parses its names
+    daq = _DAQ_RE.match(path.name)
+    if daq is not None:
+        return _daq_name(daq, path)
     if not path.name.endswith(".pff") or path.name == HK_FILE_NAME:
         raise FileNameError(
             "not a PFF data file name (expected [start_<time>Z.]dp_<product>[.bpp_<n>]"
@@ -136,6 +145,30 @@ def parse_pff_name(name: str | Path) -> PFFName:
             if m is not None:
                 raise FileNameError(f"bad start time {start_text!r}: {e}", path=path) from None
     return PFFName(start, start_text, product.name, bpp, module, seqno, tokens)
+
+
+def _daq_name(m: re.Match, path: Path) -> PFFName:
+    """:func:`parse_pff_name` of a name in the DAQ's own form (no extra tokens)."""
+    product = get_product(m["dp"])
+    bpp = int(m["bpp"])
+    if bpp != product.bytes_per_pixel:
+        raise FileNameError(
+            f"bpp_{bpp} contradicts data product {product.name} "
+            f"({product.bytes_per_pixel} bytes per pixel)",
+            path=path,
+        )
+    text = m["start"]
+    try:
+        if text[13] == text[16] == ":":  # already ISO 8601: one parse
+            try:
+                start = datetime.fromisoformat(text + "+00:00")
+            except ValueError:
+                start = parse_time(text)  # raises, with parse_time's own message
+        else:
+            start = parse_time(text)
+    except ValueError as e:
+        raise FileNameError(f"bad start time {text!r}: {e}", path=path) from None
+    return PFFName(start, text, product.name, bpp, int(m["module"]), int(m["seqno"]), {})
 
 
 def format_pff_name(

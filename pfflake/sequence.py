@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import itertools
 import operator
 import os
@@ -89,7 +90,10 @@ class PFFSequence(SequenceMetadata, SequenceStreaming):
         paths = [p if isinstance(p, Path) else Path(p) for p in file_paths]  # no re-parse
         if not paths:
             raise ValueError("No files provided.")
-        parsed = sorted((_parse_name(p) for p in paths), key=lambda t: t[0])
+        if len(paths) == 1:  # the common script's open: nothing to sort
+            parsed = [_parse_name(paths[0])]
+        else:
+            parsed = sorted((_parse_name(p) for p in paths), key=operator.itemgetter(0))
         self.file_paths = [p for _, p, _ in parsed]
         self.strict = strict
         self.max_open_files = max_open_files
@@ -100,7 +104,7 @@ class PFFSequence(SequenceMetadata, SequenceStreaming):
                     raise name
                 name = None
             names.append(name)
-        streams = {n.stream for n in names if n is not None}
+        streams = {n.stream for n in names if n is not None} if len(names) > 1 else ()
         if len(streams) > 1:
             raise FileNameError(
                 f"files of different streams in one sequence: {sorted(streams)}",
@@ -129,7 +133,6 @@ class PFFSequence(SequenceMetadata, SequenceStreaming):
             self.product = next(iter(kinds.values())).product
         self._file_frame_counts = [f.n_frames for f in self._files]
         self._cumulative_frames = list(itertools.accumulate(self._file_frame_counts))
-        self._starts = np.array([0, *self._cumulative_frames], dtype=np.int64)
         self._total_frames = self._cumulative_frames[-1]
         self._open: OrderedDict[int, None] = OrderedDict()
         self._ts: np.ndarray | None = None
@@ -245,6 +248,12 @@ class PFFSequence(SequenceMetadata, SequenceStreaming):
             raise IndexError(f"frame {idx} out of range [0, {n})")
         f = bisect.bisect_right(self._cumulative_frames, i)
         return f, i - (self._cumulative_frames[f - 1] if f else 0)
+
+    @functools.cached_property
+    def _starts(self) -> np.ndarray:
+        """First global frame of each file, and the total (int64): built on first use,
+        from the frame counts the open fixed (numpy calls cost on every open)."""
+        return np.array([0, *self._cumulative_frames], dtype=np.int64)
 
     def _locate(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         file_idx = np.searchsorted(self._starts, idx, side="right") - 1

@@ -40,14 +40,18 @@ class SequenceStreaming:
         """
         if size < 1:
             raise ValueError("batch size must be >= 1")
-        for f in range(len(self._files)):
-            yield from self._iter_file(
-                f, 0, self._file_frame_counts[f], size, with_headers, with_timestamps
-            )
+        for f, n in enumerate(self._file_frame_counts):
+            if with_headers or with_timestamps:
+                yield from self._iter_file(f, 0, n, size, with_headers, with_timestamps)
+            else:
+                yield from self._iter_images(f, 0, n, size)
 
     def _iter_file(
         self, f: int, lo: int, hi: int, size: int, with_headers: bool, with_timestamps: bool
     ) -> Iterator[Any]:
+        if not (with_headers or with_timestamps):
+            yield from self._iter_images(f, lo, hi, size)
+            return
         keys = list(self.product.header_fields) if with_headers else []
         kind = self.product.header_kind
         if with_timestamps:
@@ -57,20 +61,30 @@ class SequenceStreaming:
             pf = self._file(f)
             count = min(size, hi - start)
             images = pf.images(start, count)
-            if not (with_headers or with_timestamps):
-                yield images
+            meta = pf.decode(keys, start, count)
+            if with_timestamps:
+                ts = pf.frame_times(meta, start)[0]
+            if with_headers:
+                headers = {k: meta[k] for k in self.product.header_fields}
+                yield (images, headers, ts) if with_timestamps else (images, headers)
             else:
-                meta = pf.decode(keys, start, count)
-                if with_timestamps:
-                    ts = pf.frame_times(meta, start)[0]
-                if with_headers:
-                    headers = {k: meta[k] for k in self.product.header_fields}
-                    yield (images, headers, ts) if with_timestamps else (images, headers)
-                else:
-                    yield images, ts
+                yield images, ts
             if pf.contiguous and (start + count - released) * pf.frame_size >= _RELEASE_BYTES:
                 pf.release_pages(released * pf.frame_size, (start + count) * pf.frame_size)
                 released = start + count
+
+    def _iter_images(self, f: int, lo: int, hi: int, size: int) -> Iterator[Any]:
+        """The pixels-only loop of :meth:`_iter_file` (the common scan: one step per batch
+        of work beyond the view is one step more than pypff takes)."""
+        released = lo
+        for start in range(lo, hi, size):
+            pf = self._file(f)
+            count = min(size, hi - start)
+            yield pf.images(start, count)
+            stop = start + count
+            if pf.contiguous and (stop - released) * pf.frame_size >= _RELEASE_BYTES:
+                pf.release_pages(released * pf.frame_size, stop * pf.frame_size)
+                released = stop
 
     def iter_byte_range(
         self,

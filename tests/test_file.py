@@ -228,3 +228,41 @@ def test_sample_frames_are_linspace_picks():
         assert got == sorted(set(got)) and got[0] == 0 and got[-1] == n - 1
         assert len(got) == len(ref)
         assert np.abs(np.asarray(got) - ref).max() <= 1  # exact ints vs float rounding
+
+
+@pytest.mark.parametrize("at", [0, 120, 121, 122, 123, 1], ids=["brace", "close", "nl1", "nl2",
+                                                                 "star", "not_a_delimiter"])
+def test_batch_delimiter_check_is_check_delimiters(tmp_copy, at):
+    """iter_batches checks each batch's frames as header.check_delimiters does ('{' and
+    the four bytes '}\\n\\n*' ending the header, nothing else): a changed delimiter of an
+    unsampled frame raises at that frame after the batches before it; any other byte
+    leaves every batch as the naive reader's pixels."""
+    from pfflake.file import sample_frames
+    from pfflake.header import check_delimiters
+
+    path = tmp_copy(PH256_FILE)
+    fs, frame = 636, 1000
+    assert frame not in sample_frames(1500)
+    corrupt(path, frame * fs + at, b"#")
+    truth = naive_read(PH256_FILE).images
+    seq = PFFSequence([path])
+    f = seq.files[0]
+    flagged = np.flatnonzero(check_delimiters(f.buffer, 0, 1500, fs, f.layout)).tolist()
+    got = []
+    if at == 1:
+        assert flagged == []
+        for batch in seq.iter_batches(256):
+            got.append(batch.copy())
+        np.testing.assert_array_equal(np.concatenate(got), truth)
+        return
+    assert flagged == [frame]
+    with pytest.raises(CorruptFrameError) as e:
+        for batch in seq.iter_batches(256):
+            got.append(batch.copy())
+    assert (e.value.path, e.value.frame, e.value.offset) == (path, frame, frame * fs)
+    assert len(got) == frame // 256
+    np.testing.assert_array_equal(np.concatenate(got), truth[: frame // 256 * 256])
+    # the last, shorter batch and a batch size the check has not seen yet agree too
+    with pytest.raises(CorruptFrameError, match="frame 1000"):
+        seq.read_images_range(999, 501)
+    np.testing.assert_array_equal(seq.read_images_range(1001, 499), truth[1001:])

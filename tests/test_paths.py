@@ -86,3 +86,42 @@ def test_names_pypff_reads(name, stream, seqno, start):
 def test_names_without_dp_or_module_are_refused(name):
     with pytest.raises(FileNameError, match="lacks the"):
         parse_pff_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "start_2023-06-08T04:30:29Z.dp_img16.bpp_2.module_1.seqno_0.pff",
+        "start_2025-08-02T04-31-52Z.dp_ph256.bpp_2.module_254.seqno_0.pff",
+        "start_2025-08-02T04_34_46.123Z.dp_ph256.bpp_2.module_254.seqno_7.pff",
+        "start_2025-08-02T04:34_46Z.dp_ph1024.bpp_2.module_00254.seqno_0007.pff",
+        "start_2025-13-02T04_34_46Z.dp_ph256.bpp_2.module_254.seqno_7.pff",
+        "start_2025-12-02T25:34:46Z.dp_img8.bpp_1.module_254.seqno_7.pff",
+        "start_2025-02-30T05:34:46Z.dp_img8.bpp_1.module_254.seqno_7.pff",
+        "start_2025-12-02T05:34:46Z.dp_img8.bpp_2.module_254.seqno_7.pff",
+        "start_2025-12-02T05:34:46Z.dp_img99.bpp_2.module_254.seqno_7.pff",
+    ],
+)
+def test_daq_names_read_as_the_token_walk_reads_them(name):
+    """Names in the DAQ's own form are parsed in one match; the same name with one more
+    token (``.x_y``) takes the general token walk: both give the same fields, or the
+    same error."""
+    import dataclasses
+
+    walked = name.replace(".pff", ".x_y.pff")
+
+    def parse(n):
+        try:
+            return parse_pff_name(n)
+        except PFFError as e:
+            return type(e), str(e).replace(".x_y.pff", ".pff")
+
+    fast, slow = parse(name), parse(walked)
+    if isinstance(slow, tuple):
+        assert fast == slow
+        return
+    assert slow.extra == {"x": "y"}
+    assert fast == dataclasses.replace(slow, extra={})
+    assert fast.start.tzinfo is UTC and fast.as_meta() == {
+        k: v for k, v in slow.as_meta().items() if k != "x"
+    }
