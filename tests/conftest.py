@@ -40,3 +40,23 @@ def tmp_copy(tmp_path):
         return dst
 
     return copy
+
+
+@pytest.fixture(params=["c", "numpy"])
+def decode_kernel(request, monkeypatch):
+    """Run the test once per header decode kernel (pfflake.header.KERNEL).
+
+    The C kernel must be there: it is built at install (hatch_build.py), and a
+    silent fallback would leave it untested. Set PFFLAKE_KERNEL=numpy where no
+    compiler is available, and the C runs skip.
+    """
+    import os
+
+    from pfflake import header
+
+    if request.param not in header.KERNELS:
+        if os.environ.get("PFFLAKE_KERNEL") == "numpy":
+            pytest.skip("PFFLAKE_KERNEL=numpy: the C kernel is not tested")
+        pytest.fail("the C header decoder (pfflake._header) is not built: see hatch_build.py")
+    monkeypatch.setattr(header, "KERNEL", request.param)
+    return request.param
