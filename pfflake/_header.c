@@ -50,6 +50,13 @@ typedef struct { uint64_t w[2]; } __m128i;
 #define OCTET (10000ULL * 4294967296ULL + 1)
 #define E8 100000000ULL
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PFF_SSE41 1 /* built for SSE4.1, used where the CPU has it (checked at import) */
+#include <smmintrin.h>
+#else
+#define PFF_SSE41 0
+#endif
+
 #define PREFETCH_AHEAD 8 /* frames */
 #define MAX_WORDS 512 /* words per frame: 2 per field at most; header.py plans stay far below */
 
@@ -145,6 +152,71 @@ static void decode_frames(const unsigned char *src, Py_ssize_t n, Py_ssize_t fra
     }
 }
 
+
+#if PFF_SSE41
+/* The same contract, one field per 16-byte vector (SSE4.1): the 16 bytes that end at the
+ * field's end; the field is their last `width` bytes. Valid "%Nd" text: every byte of the
+ * field a digit or a space, the digits a non-empty run ending at the last byte, and no
+ * leading '0' unless it is the only digit. The value: digit pairs, then groups of 4 and 8
+ * by multiply-adds (the first byte most significant). Per field ~30 instructions, where
+ * the scalar words take ~40 per 8 bytes. */
+static const unsigned char INSIDE_TABLE[32] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+
+__attribute__((target("sse4.1"))) static void decode_frames_sse41(
+    const unsigned char *src, Py_ssize_t n, Py_ssize_t frame_size, const int64_t *ends,
+    const int *widths, Py_ssize_t k, const __m128i *mask, const __m128i *expect,
+    const int64_t *chunk_at, Py_ssize_t chunks, Py_ssize_t row, int64_t *out,
+    Py_ssize_t out_col, Py_ssize_t out_n, unsigned char *bad) {
+    const __m128i zero_char = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    const __m128i space = _mm_set1_epi8(' ');
+    const __m128i w10 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
+    const __m128i w100 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
+    const __m128i w10000 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *p = src + i * frame_size;
+        if (i + PREFETCH_AHEAD < n) {
+            const unsigned char *q = p + PREFETCH_AHEAD * frame_size;
+            for (Py_ssize_t b = 0; b < row; b += 64) __builtin_prefetch(q + b, 0, 0);
+        }
+        __m128i d = _mm_setzero_si128();
+        for (Py_ssize_t c = 0; c < chunks; c++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + chunk_at[c]));
+            __m128i e = _mm_loadu_si128(&expect[c]), mk = _mm_loadu_si128(&mask[c]);
+            d = _mm_or_si128(d, _mm_and_si128(_mm_xor_si128(v, e), mk));
+        }
+        unsigned broken = !_mm_testz_si128(d, d);
+        for (Py_ssize_t j = 0; j < k; j++) {
+            const int w = widths[j];
+            const unsigned inside = (0xFFFFu << (16 - w)) & 0xFFFFu;
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + ends[j] - 16));
+            __m128i dv = _mm_sub_epi8(v, zero_char);
+            __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(dv, nine), dv);
+            unsigned digits = (unsigned)_mm_movemask_epi8(is_digit) & inside;
+            unsigned spaces = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)) & inside;
+            unsigned zeros = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero_char));
+            unsigned first = digits & (0u - digits); /* the first digit's bit */
+            broken |= ((digits | spaces) != inside)                 /* another byte */
+                      | (digits + first != 0x10000u)                /* no digit, or a gap */
+                      | (((zeros & first) != 0) & (digits != 0x8000u)); /* leading zero */
+            __m128i keep = _mm_loadu_si128((const __m128i *)(INSIDE_TABLE + w));
+            __m128i z = _mm_and_si128(dv, _mm_and_si128(is_digit, keep));
+            __m128i pairs = _mm_maddubs_epi16(z, w10);                 /* 8 x 0..99 */
+            __m128i quads = _mm_madd_epi16(pairs, w100);               /* 4 x 0..9999 */
+            __m128i octets = _mm_madd_epi16(_mm_packus_epi32(quads, quads), w10000);
+            uint64_t hi = (uint32_t)_mm_cvtsi128_si32(octets);
+            uint64_t lo = (uint32_t)_mm_extract_epi32(octets, 1);
+            out[j * out_n + out_col + i] = (int64_t)(hi * E8 + lo);
+        }
+        bad[i] = (unsigned char)broken;
+    }
+}
+#endif
+
+static int use_sse41 = 0; /* set at import: the CPU has SSE4.1 (tests may turn it off) */
+
 static int need(Py_buffer *b, Py_ssize_t bytes, const char *what) {
     if (b->len < bytes) {
         PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zd", what, b->len, bytes);
@@ -193,6 +265,36 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     }
     /* every frame's row must lie inside buf (the last frame's pixels may be cut) */
     ok = ok && (n == 0 || need(&v.buf, base + (n - 1) * frame_size + row, "buf"));
+#if PFF_SSE41
+    if (ok && n > 0 && use_sse41 && k <= MAX_WORDS) {
+        /* per field: where it ends, and its width (the bytes keep marks in its words) */
+        int64_t ends[MAX_WORDS];
+        int widths[MAX_WORDS];
+        const int64_t *offsets = v.offsets.buf;
+        const uint64_t *keep = v.keep.buf;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            ends[j] = offsets[j] + 8;
+            widths[j] = __builtin_popcountll(keep[j]) / 8 +
+                        (j < m ? __builtin_popcountll(keep[k + j]) / 8 : 0);
+            if (ends[j] < 16 || widths[j] < 1 || widths[j] > 16) {
+                PyErr_SetString(PyExc_ValueError, "decode: a field is not 1-16 bytes wide");
+                ok = 0;
+                break;
+            }
+        }
+        if (ok) {
+            Py_BEGIN_ALLOW_THREADS
+            decode_frames_sse41((const unsigned char *)v.buf.buf + base, n, frame_size, ends,
+                                widths, k, v.mask.buf, v.expect.buf, v.chunk_at.buf, chunks,
+                                row, v.out.buf, out_col, out_n,
+                                (unsigned char *)v.bad.buf + out_col);
+            Py_END_ALLOW_THREADS
+        }
+        release(&v);
+        if (!ok) return NULL;
+        Py_RETURN_NONE;
+    }
+#endif
     if (ok && n > 0) {
         Py_BEGIN_ALLOW_THREADS
         decode_frames((const unsigned char *)v.buf.buf + base, n, frame_size, v.offsets.buf,
@@ -206,9 +308,30 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_simd(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    int before = use_sse41;
+#if PFF_SSE41
+    use_sse41 = on && __builtin_cpu_supports("sse4.1");
+#endif
+    return PyBool_FromLong(before);
+}
+
+static PyObject *simd(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(use_sse41);
+}
+
 static PyMethodDef methods[] = {
 #if PFF_LITTLE_ENDIAN
     {"decode", decode, METH_VARARGS, decode_doc},
+    {"simd", simd, METH_NOARGS, "True if decode uses its SSE4.1 path."},
+    {"set_simd", set_simd, METH_O,
+     "Use the SSE4.1 path where the CPU has it (True) or the scalar one (False); returns the "
+     "previous setting. For tests: both paths keep one contract."},
 #endif
     {NULL, NULL, 0, NULL},
 };
@@ -218,4 +341,10 @@ static struct PyModuleDef module = {
     "The fixed-width PFF header decode in C (optional; see pfflake.header).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__header(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__header(void) {
+#if PFF_SSE41
+    __builtin_cpu_init();
+    use_sse41 = __builtin_cpu_supports("sse4.1");
+#endif
+    return PyModule_Create(&module);
+}

@@ -261,3 +261,18 @@ def test_environment_selects_the_numpy_kernel():
     env.pop("PFFLAKE_KERNEL")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.split()[0] == "c", "the C kernel is the default where it is built"
+
+
+def test_c_kernel_uses_sse41_where_the_cpu_has_it():
+    """On x86-64 with SSE4.1 (every x86-64 CPU since ~2008) the vector path runs."""
+    import platform
+    from pathlib import Path
+
+    if "c" not in KERNELS or platform.machine() != "x86_64":
+        pytest.skip("the C kernel's SSE4.1 path is for x86-64")
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists() or " sse4_1" not in cpuinfo.read_text():
+        pytest.skip("this CPU has no SSE4.1")
+    import pfflake._header as c_kernel
+
+    assert c_kernel.simd()
