@@ -228,6 +228,10 @@ _PAIR, _QUAD, _OCTET = _U(10 * 2**8 + 1), _U(100 * 2**16 + 1), _U(10_000 * 2**32
 _E8 = _U(100_000_000)
 
 
+_PLAN_PARTS: dict[tuple, dict] = {}  # DecodePlan attributes by (layout bytes, keys)
+_PLAN_PARTS_MAX = 256
+
+
 def _pool():
     """One persistent worker thread that shares the windows of big decodes (new after fork)."""
     global _POOL
@@ -275,7 +279,22 @@ class DecodePlan:
     """
 
     def __init__(self, layout: HeaderLayout, keys: Iterable[str]) -> None:
-        self.keys = list(keys)
+        keys = list(keys)
+        # Every open builds the plans it decodes with, and the files of a run share one
+        # layout: the arrays depend only on the layout's bytes and the keys, so they are
+        # built once per process (read-only, shared) and looked up by those.
+        memo = (layout.header_size, layout.template, tuple(layout.spans.items()), tuple(keys))
+        parts = _PLAN_PARTS.get(memo)
+        if parts is None:
+            parts = self._build(layout, keys)
+            if len(_PLAN_PARTS) >= _PLAN_PARTS_MAX:
+                _PLAN_PARTS.pop(next(iter(_PLAN_PARTS)))  # the oldest
+            _PLAN_PARTS[memo] = parts
+        self.__dict__.update(parts)
+
+    def _build(self, layout: HeaderLayout, keys: list[str]) -> dict:
+        """The plan's attributes (arrays made read-only: plans share them)."""
+        self.keys = keys
         spans = layout.spans
         h = layout.header_size
         self.row = h + 1  # header text plus the '*' marker
@@ -311,6 +330,11 @@ class DecodePlan:
         self.chunk_expect = np.frombuffer(layout.template + b"*", dtype=np.uint8)[at]
         self.chunk_mask = np.where(layout.value_mask, 0, 0xFF).astype(np.uint8)
         self.chunk_mask = np.append(self.chunk_mask, np.uint8(0xFF))[at]  # the '*' compares
+        parts = dict(self.__dict__)
+        for value in parts.values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        return parts
 
     def decode(
         self,
