@@ -143,7 +143,7 @@ def main() -> None:
     from pfflake import header
 
     print(f"{args.runs} alternating runs; medians; ratio = median of per-run pypff / pfflake")
-    print(f"pfflake header decode kernel: {header.KERNEL} (available: {', '.join(header.KERNELS)})")
+    print(f"pfflake header decode: {header.kernel_description()}")
     misses = 0
     for path in files:
         check_same_answers(path)

@@ -46,6 +46,13 @@ KERNELS = ("c", "numpy") if hasattr(_c_kernel, "decode") else ("numpy",)
 #: to run every check on both.
 KERNEL = "numpy" if os.environ.get("PFFLAKE_KERNEL") == "numpy" else KERNELS[0]
 
+
+def kernel_description() -> str:
+    """Which decode runs, for reports: ``"C (SSE4.1)"``, ``"C (scalar)"`` or ``"numpy"``."""
+    if KERNEL != "c":
+        return "numpy"
+    return "C (SSE4.1)" if _c_kernel.simd() else "C (scalar)"
+
 # A numeric value in a DAQ header: `"key":<spaces><digits>` followed by `,` or `}`.
 _VALUE_RE = re.compile(rb'"(\w+)":( *-?\d+)(?=\s*[,}])')
 _QUABO_RE = re.compile(rb'"(quabo_\d)"\s*:\s*\{')
