@@ -276,3 +276,21 @@ def test_c_kernel_uses_sse41_where_the_cpu_has_it():
     import pfflake._header as c_kernel
 
     assert c_kernel.simd()
+
+
+def test_plans_are_shared_per_layout_and_keys_only():
+    """Plans built for equal layouts share their (read-only) arrays; a layout that differs
+    in one template byte, or other keys, gets its own."""
+    from dataclasses import replace
+
+    with PFFSequence([PH256_FILE]) as seq:
+        layout = seq.files[0].layout
+    keys = list(layout.spans)
+    a, b = DecodePlan(layout, keys), DecodePlan(replace(layout), keys)
+    assert a.chunk_expect is b.chunk_expect
+    assert not a.chunk_expect.flags.writeable and not a.keep.flags.writeable
+    other = replace(layout, template=layout.template.replace(b'"tv_sec"', b'"tv_sek"'))
+    c = DecodePlan(other, keys)
+    assert c.chunk_expect is not a.chunk_expect
+    assert bytes(c.chunk_expect) != bytes(a.chunk_expect)
+    assert DecodePlan(layout, keys[:2]).order == [k for k in a.order if k in keys[:2]]
