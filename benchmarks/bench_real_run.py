@@ -13,9 +13,13 @@ the page-cache ``read`` of the whole file, and the *header touch*: map the
 file, copy every frame's header row (``{`` through ``*``, the bytes a strict
 reader must see) into a small buffer, unmap; with one thread and split over
 two, as pfflake's decoder does. Every 4 KiB page of these files holds header
-bytes, so the touch faults in and unmaps the whole file. ``max`` is pypff's
-time over the faster touch: the ratio a reader that did nothing else would
-reach; a target above it is below the floor of this machine.
+bytes, so the touch faults in and unmaps the whole file. ``max`` is the median
+ratio of pypff's time over the two-thread touch's, the touch run in the place
+of pfflake in the same alternation as the task (so in the same cache state:
+after a pypff run, which leaves the CPU caches cold for the next reader; a
+touch timed back to back on warm caches is 1.5-2x faster). It is the ratio a
+reader that did nothing else would reach: a target above it is below the floor
+of this machine.
 The run comes from pypff's sdist, fetched into a cache (``_pypff_sdist.py``).
 """
 
@@ -136,7 +140,10 @@ def main() -> None:
     files = sorted(p for p in run_dir.glob("*.pff") if p.name != "hk.pff")
     total = sum(p.stat().st_size for p in files)
     print(f"run {run_dir} ({total / 1e6:.1f} MB); load {os.getloadavg()[0]:.2f} (1-min)")
+    from pfflake import header
+
     print(f"{args.runs} alternating runs; medians; ratio = median of per-run pypff / pfflake")
+    print(f"pfflake header decode: {header.kernel_description()}")
     misses = 0
     for path in files:
         check_same_answers(path)
@@ -154,7 +161,7 @@ def main() -> None:
         print(
             f"\n{path.name}: {size / 1e6:.1f} MB, {n:,} frames; "
             f"page-cache read {anchor * 1e3:.2f} ms; header touch {touch[1] * 1e3:.2f} ms "
-            f"(1 thread) / {touch[2] * 1e3:.2f} ms (2 threads)"
+            f"(1 thread) / {touch[2] * 1e3:.2f} ms (2 threads), back to back"
         )
         print(
             f"  {'task':38s} {'pypff ms':>9s} {'pfflake ms':>10s} {'ratio':>7s} {'target':>7s}"
@@ -164,7 +171,11 @@ def main() -> None:
             t_theirs, t_ours, ratio = paired(
                 lambda t=theirs, p=path: t(p), lambda o=ours, p=path: o(p), args.runs
             )
-            best = t_theirs / min(touch.values())
+            _, _, best = paired(
+                lambda t=theirs, p=path: t(p),
+                lambda p=path, h=hsize, f=fsize: header_touch(p, h, f, 2),
+                args.runs,
+            )
             flag = "ok" if ratio >= target else "MISS"
             misses += flag == "MISS"
             if flag == "MISS" and target > best:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .header import kernel_description
 from .run import PanosetiRun
 
 
@@ -129,7 +130,10 @@ def print_profile(rows: list[ProfileRow], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Performance Profile: {title}")
+    table = Table(
+        title=f"Performance Profile: {title}",
+        caption=f"pfflake header decode: {kernel_description()}",
+    )
     for col, style in (
         ("Test", "cyan"),
         ("Product", "magenta"),

@@ -40,3 +40,34 @@ def tmp_copy(tmp_path):
         return dst
 
     return copy
+
+
+@pytest.fixture(params=["c", "c-scalar", "numpy"])
+def decode_kernel(request, monkeypatch):
+    """Run the test once per header decode kernel (pfflake.header.KERNEL): the C one with
+    its SSE4.1 path (where the CPU has it) and with its scalar path, and numpy.
+
+    The C kernel must be there: it is built at install (hatch_build.py), and a
+    silent fallback would leave it untested. Set PFFLAKE_KERNEL=numpy where no
+    compiler is available, and the C runs skip.
+    """
+    import os
+
+    from pfflake import header
+
+    kernel, _, path = request.param.partition("-")
+    if kernel not in header.KERNELS:
+        if os.environ.get("PFFLAKE_KERNEL") == "numpy":
+            pytest.skip("PFFLAKE_KERNEL=numpy: the C kernel is not tested")
+        pytest.fail("the C header decoder (pfflake._header) is not built: see hatch_build.py")
+    monkeypatch.setattr(header, "KERNEL", kernel)
+    if kernel != "c":
+        yield request.param
+        return
+    import pfflake._header as c_kernel
+
+    before = c_kernel.set_simd(path != "scalar")
+    try:
+        yield request.param
+    finally:
+        c_kernel.set_simd(before)

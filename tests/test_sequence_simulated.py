@@ -40,7 +40,7 @@ def naive_stream(paths):
 
 
 @pytest.mark.parametrize("product", PRODUCTS)
-def test_every_accessor_matches_naive(messy_run, product):
+def test_every_accessor_matches_naive(messy_run, product, decode_kernel):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PFFWarning)
         run = PanosetiRun(messy_run.path)

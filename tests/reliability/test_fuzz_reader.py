@@ -540,7 +540,8 @@ def one_example(tmp_path: Path, example, mode: str):
 @pytest.mark.parametrize("mode", ["strict", "lenient"])
 @FAST
 @given(example=damaged_files())
-def test_fuzz_reader(tmp_path, mode, example):
+def test_fuzz_reader(tmp_path, mode, decode_kernel, example):
+    """Each decode kernel (pfflake.header.KERNEL) takes the whole fuzz."""
     one_example(tmp_path, example, mode)
 
 
@@ -548,7 +549,7 @@ def test_fuzz_reader(tmp_path, mode, example):
 @pytest.mark.parametrize("mode", ["strict", "lenient"])
 @SLOW
 @given(example=damaged_files())
-def test_fuzz_reader_many(tmp_path, mode, example):
+def test_fuzz_reader_many(tmp_path, mode, decode_kernel, example):
     one_example(tmp_path, example, mode)
 
 
