@@ -136,3 +136,47 @@ def test_cli_sql_as_of(travel):
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "no version 9" in bad.stderr
     assert "0..2" in bad.stderr
+
+
+@pytest.mark.parametrize("name", sorted(__import__("pfflake.lake.tables").lake.tables.VIEWS))
+def test_an_empty_view_has_the_types_of_committed_files(tmp_path, name):
+    """A view with no committed file yet selects typed NULLs; its columns and DuckDB types
+    are the ones read_parquet gives for a Parquet file of the table (written here by
+    pyarrow, as an ingest writes them), so a query's types do not change at the first
+    commit."""
+    import pyarrow.parquet as pq
+
+    from pfflake.lake.tables import VIEWS
+    from pfflake.lake.views import empty_select
+
+    schema = VIEWS[name].spec.view_schema()
+    pq.write_table(schema.empty_table(), tmp_path / "t.parquet")
+    con = duckdb.connect()
+    truth = con.sql(f"DESCRIBE SELECT * FROM read_parquet('{tmp_path / 't.parquet'}')").fetchall()
+    got = con.sql(f"DESCRIBE {empty_select(con, schema)}").fetchall()
+    assert [r[:2] for r in got] == [r[:2] for r in truth]
+    assert con.sql(f"SELECT count(*) FROM ({empty_select(con, schema)})").fetchall() == [(0,)]
+
+
+def test_a_fresh_connect_imports_no_pandas(tmp_path):
+    """Views over tables with no files (here calibration and dl1) used to register empty
+    Arrow tables, which made DuckDB import pandas: 0.2-1.4 s on every `pfflake sql`."""
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLE_RUN
+
+    lake = Lake(tmp_path / "lake")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PFFWarning)
+        lake.ingest([EXAMPLE_RUN], workers=1)
+    code = (
+        "import sys; from pfflake.lake import Lake\n"
+        f"con = Lake({str(tmp_path / 'lake')!r}).connect()\n"
+        "print(con.sql('SELECT count(*) FROM frames').fetchall()[0][0],"
+        " con.sql('SELECT count(*) FROM dl1').fetchall()[0][0], 'pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    frames, dl1, pandas = out.stdout.split()
+    assert int(frames) > 0 and int(dl1) == 0, out.stderr
+    assert pandas == "False"

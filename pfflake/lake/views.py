@@ -114,9 +114,8 @@ def _view_sql(con, root: Path, snap: Snapshot, view: ViewSpec) -> str:
     paths = [root / e.path for e in snap.table_files(spec.name)]
     if paths:
         source = f"read_parquet({sql_list(paths)}, union_by_name=true{spec.duckdb_options()})"
-    else:
-        source = f"_empty_{spec.name}"
-        con.register(source, spec.view_schema().empty_table())
+    else:  # typed NULLs, no rows: registering an empty Arrow table would import pandas
+        source = f"({empty_select(con, spec.view_schema())})"
     select = "SELECT *"
     if view.hidden:
         select += f" EXCLUDE ({', '.join(sql_ident(c) for c in view.hidden)})"
@@ -125,6 +124,60 @@ def _view_sql(con, root: Path, snap: Snapshot, view: ViewSpec) -> str:
         keys = ", ".join(sql_ident(k) for k in view.latest_key)
         sql += f" QUALIFY version = max(version) OVER (PARTITION BY {keys})"
     return sql
+
+
+# Arrow type -> the DuckDB type read_parquet gives a column of it (what a view over
+# committed files has, so a view keeps its column types from empty to first commit).
+_DUCKDB_TYPES = {
+    pa.bool_(): "BOOLEAN",
+    pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+    pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER",
+    pa.uint64(): "UBIGINT", pa.float32(): "FLOAT", pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.binary(): "BLOB",
+    pa.date32(): "DATE",
+}
+_TIMESTAMP_TYPES = {
+    "s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"
+}
+
+
+def duckdb_type(con: duckdb.DuckDBPyConnection, t: pa.DataType) -> str:
+    """The DuckDB type name of Arrow type ``t``, as ``read_parquet`` reads a column of it.
+
+    Raises ``TypeError`` for a type the lake's tables do not use.
+    """
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            return _TIMESTAMP_TYPES[t.unit]
+        return _tz_ns_type(con) if t.unit == "ns" else "TIMESTAMP WITH TIME ZONE"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{duckdb_type(con, t.value_type)}[]"
+    if pa.types.is_fixed_size_list(t):
+        return f"{duckdb_type(con, t.value_type)}[{t.list_size}]"
+    try:
+        return _DUCKDB_TYPES[t]
+    except KeyError:
+        raise TypeError(f"no DuckDB type for Arrow type {t}") from None
+
+
+def _tz_ns_type(con: duckdb.DuckDBPyConnection) -> str:
+    """DuckDB >= 1.5 keeps nanoseconds of UTC timestamps (TIMESTAMPTZ_NS); older ones read
+    them as microsecond TIMESTAMP WITH TIME ZONE."""
+    import duckdb
+
+    try:
+        con.execute("SELECT CAST(NULL AS TIMESTAMPTZ_NS)").fetchall()
+    except duckdb.Error:
+        return "TIMESTAMP WITH TIME ZONE"
+    return "TIMESTAMPTZ_NS"
+
+
+def empty_select(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:
+    """A SELECT of no rows with ``schema``'s columns (typed NULLs, no table or Python object)."""
+    cols = ", ".join(
+        f"CAST(NULL AS {duckdb_type(con, f.type)}) AS {sql_ident(f.name)}" for f in schema
+    )
+    return f"SELECT {cols} WHERE false"
 
 
 def connect(root: Path, snap: Snapshot) -> duckdb.DuckDBPyConnection:
