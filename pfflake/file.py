@@ -50,6 +50,7 @@ from .header import (
     HeaderLayout,
     check_delimiters,
     decode_fixed,
+    delimiters_differ,
     flatten_header,
     header_kind,
     parse_header,
@@ -117,7 +118,6 @@ class PFFFile(FileIndexer):
         self._view: np.ndarray | None = None
         self._closed = False
         self._plans: dict[tuple[str, ...], DecodePlan] = {}
-        self._delimiters: tuple[int, bytes, bytes] | None = None  # see _delimiters_differ
         self.n_frames = 0
         # One open of the file serves the whole index: its size, the map, the first
         # header (parsed once, for the header kind and the layout) and the sampled rows.
@@ -166,10 +166,10 @@ class PFFFile(FileIndexer):
         self._view = None
         mm, self._mm = self._mm, None
         if mm is not None:
-            try:  # not contextlib.suppress: no context object on every close
+            try:  # noqa: SIM105 - contextlib.suppress builds a context object on every close
                 mm.close()
             except BufferError:  # live views hold exports: unmapped when they are freed
-                mm = None
+                pass
         self._closed = True
 
     def release_pages(self, start: int, stop: int) -> None:
@@ -224,7 +224,7 @@ class PFFFile(FileIndexer):
         if self._keep is None and self.layout is not None:  # contiguous
             fs = self.frame_size
             base = start * fs
-            if count and self._delimiters_differ(buf, base, count):
+            if count and delimiters_differ(buf, base, count, fs, self.layout):
                 self._raise_structure(start, count)
             rows, cols = self.product.image_shape
             dtype = self.product.dtype
@@ -234,21 +234,6 @@ class PFFFile(FileIndexer):
                 (fs, cols * item, item),
             )
         return self.gather_images(np.arange(start, start + count, dtype=np.int64))
-
-    def _delimiters_differ(self, buf: np.ndarray, base: int, count: int) -> bool:
-        """``check_delimiters(...).any()`` for ``count`` frames from byte ``base``, on
-        the per-batch path: the same bytes (each frame's ``{`` and the four ending its
-        header, ``}\\n\\n*`` as in the template) gathered by two strided copies and
-        compared as bytes with what the layout puts there."""
-        want = self._delimiters
-        if want is None or want[0] != count:  # per open and batch size, from the layout
-            tail = self.layout.template[-3:] + b"*"
-            want = self._delimiters = (count, b"{" * count, tail * count)
-        fs = self.frame_size
-        if np.ndarray((count,), np.uint8, buf, base, (fs,)).tobytes() != want[1]:
-            return True
-        tails = np.ndarray((count,), "<u4", buf, base + self.layout.header_size - 3, (fs,))
-        return tails.tobytes() != want[2]
 
     def image(self, local: int) -> np.ndarray:
         """Pixels of one local frame: a read-only zero-copy view (keeps the map alive).

@@ -98,11 +98,7 @@ def sampled_rows_differ(
     if zero-padded, so it differs.
     """
     row = layout.header_size + 1
-    fixed = bytearray(b"\xff" * row)
-    for start, end in layout.spans.values():
-        fixed[start:end] = bytes(end - start)
-    mask = int.from_bytes(fixed, "little")
-    expect = int.from_bytes(layout.template + b"*", "little") & mask
+    mask, expect = layout.row_int_check
     number = int.from_bytes
     return [
         number(
@@ -155,13 +151,9 @@ class FileIndexer:
 
     def _first_header(self) -> tuple[bytes, dict] | None:
         """Frame 0's header text and its parse, or ``None`` if it does not parse."""
-        mm = self._mm  # mapped by the open (every step of it costs on real files)
-        if mm[0] != 0x7B:  # '{'
+        raw = self._header_at(0)
+        if raw is None:
             return None
-        end = mm.find(b"\n\n", 0, min(self.size, _MAX_HEADER))
-        if end < 0:
-            return None
-        raw = mm[0 : end + 2]
         try:
             return raw, parse_header(raw)
         except ValueError:

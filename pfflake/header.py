@@ -18,6 +18,7 @@ numpy kernel below (always there). :data:`KERNEL` says which one runs;
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import json
@@ -82,19 +83,34 @@ class HeaderLayout:
         return mask
 
     @cached_property
+    def compared(self) -> bytes:
+        """The header row (header and ``*`` marker) as a byte mask: ``0xff`` where a frame
+        must equal the template (outside the value spans), ``0`` in the spans. Every check
+        of a row against the layout compares these bytes."""
+        # Built with bytes operations: every open builds one (a fresh layout per file).
+        fixed = bytearray(b"\xff" * (self.header_size + 1))
+        for start, end in self.spans.values():
+            fixed[start:end] = bytes(end - start)
+        return bytes(fixed)
+
+    @cached_property
     def row_check(self) -> tuple[int, np.ndarray, np.ndarray]:
         """``(stride, mask, expect)``: a frame's header and ``*`` marker as ``uint64`` words
         in a row padded to ``stride`` bytes match the layout iff ``words & mask == expect``
-        (the mask keeps every byte outside the value spans; padding is not compared)."""
+        (the mask is :attr:`compared`; padding is not compared)."""
         h = self.header_size
         stride = -(-(h + 1) // 8) * 8
-        # Built with bytes operations: every open builds one (a fresh layout per file).
-        fixed = bytearray(b"\xff" * (h + 1) + bytes(stride - h - 1))  # + the '*' marker
-        for start, end in self.spans.values():
-            fixed[start:end] = bytes(end - start)
-        mask = np.frombuffer(bytes(fixed), dtype="<u8")
-        expect = np.frombuffer(self.template + b"*" + bytes(stride - h - 1), dtype="<u8")
+        pad = bytes(stride - h - 1)
+        mask = np.frombuffer(self.compared + pad, dtype="<u8")
+        expect = np.frombuffer(self.template + b"*" + pad, dtype="<u8")
         return stride, mask, expect & mask
+
+    @cached_property
+    def row_int_check(self) -> tuple[int, int]:
+        """``(mask, expect)``: a row read as one little-endian integer matches the layout
+        iff ``row & mask == expect`` (no numpy: for the open's few sampled rows)."""
+        mask = int.from_bytes(self.compared, "little")
+        return mask, int.from_bytes(self.template + b"*", "little") & mask
 
 
 def flatten_header(header: dict) -> dict[str, int]:
@@ -335,8 +351,7 @@ class DecodePlan:
         self.chunk_at = np.asarray(starts, dtype=np.int64)
         at = (self.chunk_at[:, None] + np.arange(16)).ravel()
         self.chunk_expect = np.frombuffer(layout.template + b"*", dtype=np.uint8)[at]
-        self.chunk_mask = np.where(layout.value_mask, 0, 0xFF).astype(np.uint8)
-        self.chunk_mask = np.append(self.chunk_mask, np.uint8(0xFF))[at]  # the '*' compares
+        self.chunk_mask = np.frombuffer(layout.compared, dtype=np.uint8)[at]
         parts = dict(self.__dict__)
         for value in parts.values():
             if isinstance(value, np.ndarray):
@@ -533,3 +548,19 @@ def check_delimiters(buf, base: int, n: int, frame_size: int, layout: HeaderLayo
     first = np.ndarray((n,), np.uint8, buf, base, (frame_size,))
     last = np.ndarray((n,), "<u4", buf, base + h - 3, (frame_size,))
     return (first != ord("{")) | (last != tail)
+
+
+def delimiters_differ(buf, base: int, n: int, frame_size: int, layout: HeaderLayout) -> bool:
+    """``check_delimiters(...).any()``, for the per-batch path of pixel reads: the same
+    bytes, gathered by two strided copies and compared as bytes (no temporaries per frame).
+    """
+    first = np.ndarray((n,), np.uint8, buf, base, (frame_size,)).tobytes()
+    h = layout.header_size
+    tails = np.ndarray((n,), "<u4", buf, base + h - 3, (frame_size,)).tobytes()
+    want_first, want_tails = _delimiter_bytes(n, layout.template[h - 3 : h] + b"*")
+    return first != want_first or tails != want_tails
+
+
+@functools.lru_cache(maxsize=16)  # a scan asks for the same batch size every time
+def _delimiter_bytes(n: int, tail: bytes) -> tuple[bytes, bytes]:
+    return b"{" * n, tail * n

@@ -41,10 +41,7 @@ class SequenceStreaming:
         if size < 1:
             raise ValueError("batch size must be >= 1")
         for f, n in enumerate(self._file_frame_counts):
-            if with_headers or with_timestamps:
-                yield from self._iter_file(f, 0, n, size, with_headers, with_timestamps)
-            else:
-                yield from self._iter_images(f, 0, n, size)
+            yield from self._iter_file(f, 0, n, size, with_headers, with_timestamps)
 
     def _iter_file(
         self, f: int, lo: int, hi: int, size: int, with_headers: bool, with_timestamps: bool

@@ -153,9 +153,9 @@ def test_an_empty_view_has_the_types_of_committed_files(tmp_path, name):
     pq.write_table(schema.empty_table(), tmp_path / "t.parquet")
     con = duckdb.connect()
     truth = con.sql(f"DESCRIBE SELECT * FROM read_parquet('{tmp_path / 't.parquet'}')").fetchall()
-    got = con.sql(f"DESCRIBE {empty_select(con, schema)}").fetchall()
+    got = con.sql(f"DESCRIBE {empty_select(schema)}").fetchall()
     assert [r[:2] for r in got] == [r[:2] for r in truth]
-    assert con.sql(f"SELECT count(*) FROM ({empty_select(con, schema)})").fetchall() == [(0,)]
+    assert con.sql(f"SELECT count(*) FROM ({empty_select(schema)})").fetchall() == [(0,)]
 
 
 def test_a_fresh_connect_imports_no_pandas(tmp_path):

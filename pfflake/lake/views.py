@@ -16,6 +16,7 @@ Timestamps are int64 ns since the UNIX epoch everywhere (``unix_t_ns``).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from os import PathLike
@@ -115,7 +116,7 @@ def _view_sql(con, root: Path, snap: Snapshot, view: ViewSpec) -> str:
     if paths:
         source = f"read_parquet({sql_list(paths)}, union_by_name=true{spec.duckdb_options()})"
     else:  # typed NULLs, no rows: registering an empty Arrow table would import pandas
-        source = f"({empty_select(con, spec.view_schema())})"
+        source = f"({empty_select(spec.view_schema())})"
     select = "SELECT *"
     if view.hidden:
         select += f" EXCLUDE ({', '.join(sql_ident(c) for c in view.hidden)})"
@@ -141,7 +142,7 @@ _TIMESTAMP_TYPES = {
 }
 
 
-def duckdb_type(con: duckdb.DuckDBPyConnection, t: pa.DataType) -> str:
+def duckdb_type(t: pa.DataType) -> str:
     """The DuckDB type name of Arrow type ``t``, as ``read_parquet`` reads a column of it.
 
     Raises ``TypeError`` for a type the lake's tables do not use.
@@ -149,33 +150,35 @@ def duckdb_type(con: duckdb.DuckDBPyConnection, t: pa.DataType) -> str:
     if pa.types.is_timestamp(t):
         if t.tz is None:
             return _TIMESTAMP_TYPES[t.unit]
-        return _tz_ns_type(con) if t.unit == "ns" else "TIMESTAMP WITH TIME ZONE"
+        return _tz_ns_type() if t.unit == "ns" else "TIMESTAMP WITH TIME ZONE"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return f"{duckdb_type(con, t.value_type)}[]"
+        return f"{duckdb_type(t.value_type)}[]"
     if pa.types.is_fixed_size_list(t):
-        return f"{duckdb_type(con, t.value_type)}[{t.list_size}]"
+        return f"{duckdb_type(t.value_type)}[{t.list_size}]"
     try:
         return _DUCKDB_TYPES[t]
     except KeyError:
         raise TypeError(f"no DuckDB type for Arrow type {t}") from None
 
 
-def _tz_ns_type(con: duckdb.DuckDBPyConnection) -> str:
+@functools.cache  # a property of the installed DuckDB: probed once per process
+def _tz_ns_type() -> str:
     """DuckDB >= 1.5 keeps nanoseconds of UTC timestamps (TIMESTAMPTZ_NS); older ones read
     them as microsecond TIMESTAMP WITH TIME ZONE."""
     import duckdb
 
     try:
-        con.execute("SELECT CAST(NULL AS TIMESTAMPTZ_NS)").fetchall()
+        with duckdb.connect() as con:
+            con.execute("SELECT CAST(NULL AS TIMESTAMPTZ_NS)").fetchall()
     except duckdb.Error:
         return "TIMESTAMP WITH TIME ZONE"
     return "TIMESTAMPTZ_NS"
 
 
-def empty_select(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:
+def empty_select(schema: pa.Schema) -> str:
     """A SELECT of no rows with ``schema``'s columns (typed NULLs, no table or Python object)."""
     cols = ", ".join(
-        f"CAST(NULL AS {duckdb_type(con, f.type)}) AS {sql_ident(f.name)}" for f in schema
+        f"CAST(NULL AS {duckdb_type(f.type)}) AS {sql_ident(f.name)}" for f in schema
     )
     return f"SELECT {cols} WHERE false"
 
